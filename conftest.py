@@ -1,0 +1,88 @@
+"""Fake API Gateway events, built the way API Gateway builds them, for every request form.
+
+Bodies are made with requests-toolbelt's MultipartEncoder (as the original project's tests did) and
+base64-encoded with ``isBase64Encoded`` set, as a REST API with binary media types delivers them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+TEST_DATA = Path(__file__).parent / "test_data"
+
+
+class FakeContext:
+    function_name = "vimo-test"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:vimo-test"
+    memory_limit_in_mb = 2048
+    aws_request_id = "test-request"
+    log_group_name = "/aws/lambda/vimo-test"
+    log_stream_name = "test"
+
+    def __init__(self, remaining_ms: int = 900_000):
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def gateway_event(body: bytes | str | None = None, content_type: str | None = None, method: str = "POST",
+                  path: str = "/motion", headers: dict | None = None, query: dict | None = None,
+                  base64_encoded: bool = True) -> dict:
+    """An aws_proxy event as API Gateway (REST, binary media types on) sends it."""
+    headers = dict(headers or {})
+    if content_type is not None:
+        headers.setdefault("Content-Type", content_type)
+    if isinstance(body, str):
+        body = body.encode()
+    return {
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": headers or None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "queryStringParameters": query, "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+        "pathParameters": None, "stageVariables": None,
+        "requestContext": {"resourcePath": path, "httpMethod": method, "path": f"/prod{path}", "stage": "prod",
+                           "requestId": str(uuid.uuid4()), "identity": {"sourceIp": "203.0.113.9"}},
+        "body": None if body is None else (base64.b64encode(body).decode() if base64_encoded else body.decode()),
+        "isBase64Encoded": body is not None and base64_encoded,
+    }
+
+
+def multipart_event(fields: list[tuple], headers: dict | None = None, query: dict | None = None) -> dict:
+    """``fields`` as MultipartEncoder takes them: (name, value) or (name, (filename, bytes, type))."""
+    encoder = MultipartEncoder(fields=fields)
+    return gateway_event(encoder.to_string(), encoder.content_type, headers=headers, query=query)
+
+
+def invoke(event: dict, context: FakeContext | None = None) -> dict:
+    from vimo.app import lambda_handler
+
+    return lambda_handler(event, context or FakeContext())
+
+
+def body_bytes(response: dict) -> bytes:
+    body = response.get("body") or ""
+    return base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+
+
+def body_json(response: dict) -> dict:
+    return json.loads(body_bytes(response))
+
+
+def header(response: dict, name: str) -> str | None:
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    for k, v in (response.get("multiValueHeaders") or {}).items():
+        headers.setdefault(k.lower(), v[0] if v else None)
+    return headers.get(name.lower())
+
+
+@pytest.fixture(scope="session")
+def test_data() -> Path:
+    return TEST_DATA

@@ -1,0 +1,82 @@
+"""The Lambda handler: routes, the event/response boundary, and nothing else.
+
+``lambda_handler`` is what AWS Lambda calls (``vimo.app.lambda_handler``) and what the local gateway
+calls too, so a request behaves the same on a laptop and on AWS. Powertools does the routing, CORS
+preflights and base64 of binary answers; every refusal is an ``ApiError`` turned into JSON here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from .analysis import analyze_upload
+from .config import Settings
+from .delivery import error_response, json_response, respond
+from .errors import ApiError
+from .montage import render
+from .upload import parse_event
+
+logger = Logger(service="vimo")
+cors = CORSConfig(allow_origin="*", allow_headers=["Content-Type", "X-Api-Key", "Accept"],
+                  expose_headers=["X-Motion-Events"], max_age=600)
+app = APIGatewayRestResolver(cors=cors)
+ROUTES = {"/": {"GET"}, "/motion": {"POST"}}
+PAGE = Path(__file__).with_name("static") / "index.html"
+
+
+@app.get("/")
+def page() -> Response:
+    """The upload page for people; plain HTML, served by the function itself so it works anywhere the API does."""
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=PAGE.read_text("utf-8"))
+
+
+@app.post("/motion")
+def motion() -> Response:
+    settings = Settings.from_env()
+    upload = parse_event(app.current_event.raw_event, settings)
+    options = upload.options
+    with tempfile.TemporaryDirectory(prefix="vimo-") as workdir:
+        result = analyze_upload(upload, Path(workdir), settings)
+    montage = None
+    if options.format == "jpeg" or (options.delivery or settings.default_delivery) == "s3":
+        montage = render(result.events, result.video, upload.name, options.columns, options.max_tiles,
+                         options.tile_width)
+    logger.info("analysed", extra={"media": result.video.to_dict(), "events": len(result.events),
+                                   "elapsed_ms": result.elapsed_ms})
+    return respond(result, montage, options, settings)
+
+
+@app.exception_handler(ApiError)
+def refuse(error: ApiError) -> Response:
+    logger.info("refused", extra={"status": error.status, "code": error.code})
+    return error_response(error)
+
+
+@app.exception_handler(Exception)
+def crash(error: Exception) -> Response:
+    """A bug, not bad input: logged with its traceback, answered as JSON rather than a bare 502."""
+    logger.exception("unhandled error")
+    return json_response(500, {"error": {"code": "internal_error", "message": "The server failed to process this "
+                                         "request; it has been logged."}})
+
+
+@app.not_found
+def not_found(_: NotFoundError) -> Response:
+    path = app.current_event.path
+    method = app.current_event.http_method
+    if path in ROUTES:
+        allowed = ", ".join(sorted(ROUTES[path]))
+        return json_response(405, {"error": {"code": "method_not_allowed",
+                                             "message": f"{method} is not allowed on {path}; use {allowed}."}},
+                             {"Allow": allowed})
+    return json_response(404, {"error": {"code": "not_found", "message": f"No such resource: {path}."}})
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context) -> dict:
+    return app.resolve(event, context)

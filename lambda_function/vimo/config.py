@@ -1,0 +1,146 @@
+"""Every tunable of vimo, with its default and why, in one place.
+
+Two kinds of configuration live here:
+
+* ``Options``: what a caller may set per request, as form fields or query parameters (the CLI takes
+  the same names as flags). Unknown names and out-of-range values are refused, never ignored, so a
+  typo such as ``sensitivty=0.9`` cannot silently give a different montage.
+* ``Settings``: what the deployment sets through environment variables (the SAM template sets them
+  on AWS; the local gateway and the CLI read the same variables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from .errors import bad_request
+
+# Lambda refuses an invoke payload over 6 MB (6,291,456 bytes). API Gateway base64-encodes binary
+# bodies, so about 4.4 MB of raw upload fits; a JPEG answer has the same ceiling.
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one option is parsed and checked."""
+
+    kind: type | tuple
+    default: object
+    low: float | None = None
+    high: float | None = None
+    doc: str = ""
+
+
+OPTION_SPECS: dict[str, Spec] = {
+    "format": Spec(("jpeg", "json"), "jpeg",
+                   doc="`jpeg` returns the contact sheet, `json` the events. `Accept: application/json` also selects JSON."),
+    "step": Spec(float, 0.5, 0.04, 10.0,
+                 doc="Seconds between the frames that are compared. The original design stepped in half-seconds: "
+                     "fine enough that a person crossing the view is seen several times."),
+    "cooldown": Spec(float, 2.0, 0.0, 60.0,
+                     doc="Motion that resumes within this many seconds continues the same event instead of starting "
+                         "a new tile (the original skipped 2 s after each hit)."),
+    "sensitivity": Spec(float, 0.5, 0.0, 1.0,
+                        doc="0 reports only large, obvious motion; 1 reports the smallest changes the noise allows."),
+    "columns": Spec(int, 4, 1, 12, doc="Tiles per row of the contact sheet."),
+    "tile_width": Spec(int, 320, 80, 1280, doc="Width of each tile in pixels."),
+    "max_tiles": Spec(int, 24, 1, 200,
+                      doc="At most this many tiles; when there are more events, the strongest are kept (all events "
+                          "are still listed in JSON)."),
+    "interval": Spec(float, 1.0, 0.001, 3600.0, doc="Frame bursts: seconds between consecutive frames."),
+    "timestamps": Spec(list, None,
+                       doc="Frame bursts: comma-separated time in seconds of each frame, instead of `interval`."),
+    "delivery": Spec(("inline", "s3"), None,
+                     doc="`inline` returns the JPEG in the response; `s3` stores it in the results bucket and returns "
+                         "a presigned URL. Default: the deployment's DEFAULT_DELIVERY, and S3 whenever the JPEG would "
+                         "not fit Lambda's 6 MB response."),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-request options; see ``OPTION_SPECS`` for what each means."""
+
+    format: str = "jpeg"
+    step: float = 0.5
+    cooldown: float = 2.0
+    sensitivity: float = 0.5
+    columns: int = 4
+    tile_width: int = 320
+    max_tiles: int = 24
+    interval: float = 1.0
+    timestamps: tuple[float, ...] | None = None
+    delivery: str | None = None
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, str], base: "Options | None" = None) -> "Options":
+        """Options from raw string fields; refuses unknown names and bad values with a 400."""
+        values = {}
+        for name, raw in fields.items():
+            spec = OPTION_SPECS.get(name)
+            if spec is None:
+                known = ", ".join(sorted(OPTION_SPECS))
+                raise bad_request("unknown_option", f"Unknown option {name!r}. Known options: {known}.")
+            values[name] = _convert(name, str(raw).strip(), spec)
+        return dataclasses.replace(base or cls(), **values)
+
+
+def _convert(name: str, raw: str, spec: Spec):
+    if isinstance(spec.kind, tuple):
+        if raw.lower() not in spec.kind:
+            raise bad_request("bad_option", f"Option {name!r} must be one of {', '.join(spec.kind)}; got {raw!r}.")
+        return raw.lower()
+    if spec.kind is list:
+        try:
+            times = tuple(float(part) for part in raw.split(",") if part.strip())
+        except ValueError:
+            raise bad_request("bad_option", f"Option {name!r} must be comma-separated seconds, e.g. 0,1.5,3.") from None
+        if not times or any(t < 0 or t != t or t == float("inf") for t in times):
+            raise bad_request("bad_option", f"Option {name!r} must list non-negative, finite seconds.")
+        if any(b < a for a, b in zip(times, times[1:])):
+            raise bad_request("bad_option", f"Option {name!r} must be in increasing order.")
+        return times
+    try:
+        value = spec.kind(raw)
+    except ValueError:
+        raise bad_request("bad_option", f"Option {name!r} must be a{'n integer' if spec.kind is int else ' number'}; got {raw!r}.") from None
+    if value != value or not (spec.low <= value <= spec.high):
+        raise bad_request("bad_option", f"Option {name!r} must be between {spec.low:g} and {spec.high:g}; got {raw}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings, read from the environment once per process."""
+
+    # Largest request body accepted; the default is what fits through API Gateway into a Lambda
+    # invoke once base64-encoded. The local gateway enforces the event size itself.
+    max_upload_bytes: int = 4_400_000
+    # S3 bucket for montages too big for the response or asked for with delivery=s3.
+    results_bucket: str | None = None
+    # Seconds a presigned montage URL stays valid.
+    url_expiry: int = 3600
+    # Where montages go when the request does not say: inline or s3.
+    default_delivery: str = "inline"
+    # Frames larger than this many pixels are refused (a decompression bomb or a bogus header).
+    max_pixels: int = 8192 * 8192
+    # Clips longer than this many seconds are refused before decoding starts.
+    max_duration: float = 6 * 3600.0
+    # Frame bursts with more frames than this are refused.
+    max_frames: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
+            results_bucket=env.get("RESULTS_BUCKET") or None,
+            url_expiry=int(env.get("URL_EXPIRY", cls.url_expiry)),
+            default_delivery=env.get("DEFAULT_DELIVERY", cls.default_delivery),
+            max_pixels=int(env.get("MAX_PIXELS", cls.max_pixels)),
+            max_duration=float(env.get("MAX_DURATION", cls.max_duration)),
+            max_frames=int(env.get("MAX_FRAMES", cls.max_frames)),
+        )

@@ -1,0 +1,297 @@
+"""Media -> time-stamped samples: small gray frames to compare, and the picture behind each.
+
+Decoding is nearly all the cost of a request, so this module decides how little of a clip to
+decode. It offers two ways through a clip, and ``analysis`` picks:
+
+* ``Clip.keyframe_samples``: demux every packet but decode only the keyframes that land on the
+  sampling grid. Cheap for any codec, and all that is needed when keyframes come often.
+* ``Clip.samples``: decode a span fully, except for frames no other frame depends on
+  (FFmpeg's ``skip_frame=NONREF``), and keep one frame per step.
+
+Times are presentation timestamps relative to the first frame, never frame index / nominal rate,
+so variable-frame-rate clips and files with wrong headers still get the right HH:MM:SS. Only the
+samples' small gray copies are made eagerly; the picture for a tile is made from the decoded frame
+when an event asks for it, so at most a few full frames are alive at once.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator, Sequence
+
+import av
+import numpy as np
+from PIL import Image, ImageOps
+
+from .config import Settings
+from .errors import ApiError, too_large, unsupported
+from .upload import Part
+
+# Width of the gray copies that motion is measured on. Large enough that a person 5 % of the
+# picture's height is a dozen pixels tall; small enough that averaging away sensor noise and
+# comparing two frames costs well under a millisecond.
+ANALYSIS_WIDTH = 320
+
+_ROTATE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the JSON's ``video`` object and the montage header say about the media."""
+
+    duration: float
+    fps: float | None
+    width: int  # as displayed, after rotation
+    height: int
+    codec: str
+    frames_analyzed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"duration": round(self.duration, 3), "fps": None if self.fps is None else round(self.fps, 3),
+                "width": self.width, "height": self.height, "codec": self.codec,
+                "frames_analyzed": self.frames_analyzed}
+
+
+class Sample:
+    """One sampled frame: its time, a small gray copy to compare, and the full picture on request."""
+
+    __slots__ = ("time", "gray", "rotation", "_source")
+
+    def __init__(self, time: float, gray: np.ndarray, source, rotation: int = 0):
+        self.time = time
+        self.gray = gray
+        self.rotation = rotation  # degrees counter-clockwise that turn the picture upright
+        self._source = source  # av.VideoFrame or PIL.Image, until ``release``
+
+    def picture(self, width: int) -> Image.Image:
+        """The frame, upright, ``width`` pixels wide (or its own width, if smaller)."""
+        source = self._source
+        upright_width = source.height if self.rotation in (90, 270) else source.width
+        scale = min(1.0, width / upright_width)
+        w, h = max(2, round(source.width * scale)), max(2, round(source.height * scale))
+        if isinstance(source, av.VideoFrame):
+            image = source.to_image(width=w, height=h, interpolation="AREA")
+        else:
+            image = source.resize((w, h), Image.Resampling.BOX) if scale < 1 else source.copy()
+        if self.rotation in _ROTATE:
+            image = image.transpose(_ROTATE[self.rotation])
+        return image
+
+    def release(self) -> None:
+        """Drop the full frame; only the gray copy and time remain."""
+        self._source = None
+
+
+def _analysis_size(width: int, height: int) -> tuple[int, int]:
+    w = min(ANALYSIS_WIDTH, width - width % 2)
+    h = max(2, round(w * height / width / 2) * 2)
+    return w, h
+
+
+class Clip:
+    """An opened video file; refuses what is not a decodable video before any analysis starts."""
+
+    def __init__(self, path: str, settings: Settings):
+        self._path = path
+        self._settings = settings
+        try:
+            self._container = av.open(path, metadata_errors="ignore")
+        except (av.FFmpegError, UnicodeDecodeError, ValueError):
+            raise unsupported("not_a_video", "The upload is not a video that can be decoded "
+                                             "(MP4, MOV, MKV, WebM or AVI with a common codec).") from None
+        try:
+            self._stream = self._open_stream()
+        except BaseException:
+            self._container.close()
+            raise
+        self.keyframe_interval: float | None = None
+
+    def _open_stream(self):
+        if not self._container.streams.video:
+            raise unsupported("no_video_stream", "The upload has no video stream.")
+        stream = self._container.streams.video[0]
+        ctx = stream.codec_context
+        if not ctx.width or not ctx.height:
+            raise unsupported("not_a_video", "The video stream has no picture size: the file is damaged or truncated.")
+        if ctx.width * ctx.height > self._settings.max_pixels:
+            raise too_large(f"The video is {ctx.width}x{ctx.height}; at most {self._settings.max_pixels:,} pixels "
+                            "per frame are accepted.")
+        if self.duration_hint(stream) > self._settings.max_duration:
+            raise too_large(f"The video claims to last {self.duration_hint(stream) / 3600:.1f} hours; at most "
+                            f"{self._settings.max_duration / 3600:g} hours are accepted.")
+        stream.thread_type = "AUTO"
+        return stream
+
+    def duration_hint(self, stream=None) -> float:
+        """The duration the headers claim; only a hint, the samples' timestamps are the truth."""
+        stream = stream or self._stream
+        if stream.duration and stream.time_base:
+            return float(stream.duration * stream.time_base)
+        if self._container.duration:
+            return self._container.duration / av.time_base
+        return 0.0
+
+    @property
+    def fps(self) -> float | None:
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        return float(rate) if rate else None
+
+    @property
+    def codec(self) -> str:
+        return self._stream.codec_context.name
+
+    @property
+    def size(self) -> tuple[int, int]:
+        ctx = self._stream.codec_context
+        return ctx.width, ctx.height
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the two ways through a clip -------------------------------------------------------------
+
+    def keyframe_samples(self, step: float) -> Iterator[Sample]:
+        """The first keyframe at or after each multiple of ``step``, decoding no other packet.
+
+        Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
+        ``analysis`` whether keyframes alone are dense enough to screen the clip with.
+        """
+        self._rewind()
+        ctx = self._stream.codec_context
+        ctx.skip_frame = "DEFAULT"
+        key_times: list[float] = []
+        origin = None
+        next_time = 0.0
+        for packet in self._demux():
+            if not packet.is_keyframe or packet.pts is None:
+                continue
+            t = float(packet.pts * packet.time_base)
+            origin = t if origin is None else origin
+            t -= origin
+            key_times.append(t)
+            if t + 1e-6 < next_time:
+                continue
+            for frame in self._decode(packet):
+                yield self._sample(frame, origin)
+            next_time = (math.floor(t / step + 1e-6) + 1) * step
+        for frame in self._decode(None):
+            yield self._sample(frame, origin)
+        gaps = np.diff(key_times)
+        self.keyframe_interval = float(np.median(gaps)) if len(gaps) else math.inf
+
+    def samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
+        """One decoded frame per ``step`` seconds from ``start`` to ``end`` (clip time)."""
+        ctx = self._stream.codec_context
+        ctx.skip_frame = "NONREF"
+        origin = self._origin()
+        if start > 0:
+            target = int((start + origin) / self._stream.time_base)
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            ctx.flush_buffers()
+        else:
+            self._rewind()
+        next_time = start
+        for packet in self._demux():
+            for frame in self._decode(packet):
+                t = self._time(frame, origin)
+                if t is None or t + 1e-6 < next_time:
+                    continue
+                if t > end + 1e-6:
+                    return
+                yield self._sample(frame, origin)
+                next_time = (math.floor(t / step + 1e-6) + 1) * step
+        for frame in self._decode(None):
+            t = self._time(frame, origin)
+            if t is not None and next_time - 1e-6 <= t <= end + 1e-6:
+                yield self._sample(frame, origin)
+                next_time = (math.floor(t / step + 1e-6) + 1) * step
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _origin(self) -> float:
+        """Presentation time of the first frame, which the clip's HH:MM:SS count from."""
+        if not hasattr(self, "_origin_time"):
+            start = self._stream.start_time
+            self._origin_time = float(start * self._stream.time_base) if start is not None else 0.0
+        return self._origin_time
+
+    def _rewind(self) -> None:
+        self._container.seek(0, backward=True, any_frame=False)
+        self._stream.codec_context.flush_buffers()
+
+    def _demux(self):
+        try:
+            yield from self._container.demux(self._stream)
+        except av.FFmpegError:
+            return  # a truncated or damaged tail: analyse what came before it
+
+    def _decode(self, packet):
+        try:
+            return self._stream.codec_context.decode(packet)
+        except av.FFmpegError:
+            return []
+
+    def _time(self, frame, origin: float) -> float | None:
+        if frame.pts is None:
+            return None
+        t = float(frame.pts * frame.time_base) - origin
+        if t > self._settings.max_duration:
+            raise too_large(f"The video runs past {self._settings.max_duration / 3600:g} hours, the most accepted.")
+        return max(0.0, t)
+
+    def _sample(self, frame, origin: float) -> Sample:
+        w, h = _analysis_size(frame.width, frame.height)
+        gray = frame.to_ndarray(width=w, height=h, format="gray", interpolation="AREA")
+        return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360)
+
+
+def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Settings) -> tuple[list[Sample], VideoInfo]:
+    """A burst of stills as samples, in the order posted, each at its given time.
+
+    Frames are turned upright by their EXIF orientation (phones store them sideways) and refused
+    if they are not JPEG, PNG or WebP, or are larger than ``settings.max_pixels`` before decoding.
+    """
+    samples: list[Sample] = []
+    size = None
+    for index, (part, t) in enumerate(zip(parts, times)):
+        image = _open_image(part, index, settings)
+        if size is None:
+            size = image.size
+        w, h = _analysis_size(*size)
+        gray = np.asarray(image.convert("L").resize((w, h), Image.Resampling.BOX))
+        samples.append(Sample(float(t), gray, image))
+    duration = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+    fps = (len(times) - 1) / duration if duration > 0 else None
+    info = VideoInfo(duration=duration, fps=fps, width=size[0], height=size[1], codec="stills",
+                     frames_analyzed=len(samples))
+    return samples, info
+
+
+def _open_image(part: Part, index: int, settings: Settings) -> Image.Image:
+    what = f"Frame {index + 1} ({part.name})"
+    try:
+        image = Image.open(io.BytesIO(part.data))
+    except Image.DecompressionBombError:
+        raise too_large(f"{what} is larger than {settings.max_pixels:,} pixels.") from None
+    except (OSError, ValueError, SyntaxError):
+        raise unsupported("not_an_image", f"{what} is not an image that can be decoded (JPEG, PNG or WebP).") from None
+    if image.format not in IMAGE_FORMATS:
+        raise unsupported("unsupported_image", f"{what} is {image.format}; send JPEG, PNG or WebP frames.")
+    if image.width * image.height > settings.max_pixels:
+        raise too_large(f"{what} is {image.width}x{image.height}; at most {settings.max_pixels:,} pixels are accepted.")
+    try:
+        image = ImageOps.exif_transpose(image)
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise unsupported("not_an_image", f"{what} is damaged or truncated.") from None
+    return image.convert("RGB")

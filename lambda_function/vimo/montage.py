@@ -1,0 +1,81 @@
+"""Events -> the contact sheet: one tile per event in time order, each stamped HH:MM:SS.
+
+The header says what was analysed (name, duration, resolution, how many events), so a sheet that
+is forwarded or printed still explains itself; a clip without motion gets a sheet that plainly says
+so rather than an empty image. Pillow's bundled font is used, because Lambda has no system fonts.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .events import Event, hhmmss
+from .frames import VideoInfo
+
+BACKGROUND = (24, 26, 30)
+TEXT = (236, 238, 240)
+MUTED = (150, 156, 166)
+GAP = 6
+JPEG_QUALITY = 85
+
+
+def render(events: Sequence[Event], info: VideoInfo, name: str, columns: int, max_tiles: int,
+           tile_width: int) -> bytes:
+    """The contact sheet as JPEG bytes: the ``max_tiles`` strongest events, shown in time order."""
+    shown = sorted(sorted(events, key=lambda e: -e.score)[:max_tiles], key=lambda e: e.peak)
+    tiles = [e.tile for e in shown if e.tile is not None]
+    columns = max(1, min(columns, len(tiles) or 1))
+    tile_height = max((t.height for t in tiles), default=round(tile_width * 9 / 16))
+    cell_width = max((t.width for t in tiles), default=tile_width)
+    width = max(columns * (cell_width + GAP) + GAP, 480)
+    header = _font(18), _font(13)
+    header_height = 58
+    rows = (len(tiles) + columns - 1) // columns or 1
+    height = header_height + rows * (tile_height + GAP) + GAP
+
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    count = f"{len(events)} motion event{'s' if len(events) != 1 else ''}"
+    if len(shown) < len(events):
+        count += f" (the {len(shown)} strongest shown)"
+    facts = f"{hhmmss(info.duration)} \u00b7 {info.width}x{info.height} \u00b7 {count}"
+    draw.text((GAP + 4, 10), _fit(draw, name, header[0], width - 2 * GAP), font=header[0], fill=TEXT)
+    draw.text((GAP + 4, 34), facts, font=header[1], fill=MUTED)
+
+    if not tiles:
+        message = "No motion detected"
+        box = draw.textbbox((0, 0), message, font=_font(22))
+        draw.text(((width - box[2]) / 2, header_height + (tile_height - box[3]) / 2), message,
+                  font=_font(22), fill=TEXT)
+    label_font = _font(max(12, tile_width // 18))
+    for index, (event, tile) in enumerate(zip(shown, tiles)):
+        x = GAP + (index % columns) * (cell_width + GAP) + (cell_width - tile.width) // 2
+        y = header_height + (index // columns) * (tile_height + GAP) + (tile_height - tile.height) // 2
+        sheet.paste(tile, (x, y))
+        _label(sheet, event.label, (x, y + tile.height), label_font)
+
+    out = io.BytesIO()
+    sheet.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def _label(sheet: Image.Image, text: str, bottom_left: tuple[int, int], font) -> None:
+    """White time on a translucent black box in the tile's lower-left corner, readable on any picture."""
+    pad = 4
+    box = font.getbbox(text)
+    patch = Image.new("RGBA", (box[2] - box[0] + 2 * pad, box[3] - box[1] + 2 * pad), (0, 0, 0, 160))
+    ImageDraw.Draw(patch).text((pad - box[0], pad - box[1]), text, font=font, fill=(255, 255, 255, 255))
+    sheet.paste(patch, (bottom_left[0], bottom_left[1] - patch.height), patch)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    while text and draw.textlength(text, font=font) > width:
+        text = text[:-2] + "\u2026"
+    return text
+
+
+def _font(size: int):
+    return ImageFont.load_default(size=size)
