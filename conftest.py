@@ -86,3 +86,52 @@ def header(response: dict, name: str) -> str | None:
 @pytest.fixture(scope="session")
 def test_data() -> Path:
     return TEST_DATA
+
+
+def write_square_clip(path: Path, seconds: float = 6.0, moving=(2.0, 4.0), codec: str = "libx264",
+                      size=(320, 240), rate: int = 25) -> Path:
+    """A textured still scene that a dark square crosses during ``moving`` (seconds)."""
+    import av
+    import numpy as np
+
+    width, height = size
+    rng = np.random.default_rng(1)
+    background = (rng.random((height, width, 3)) * 60 + 100).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for i in range(int(seconds * rate)):
+            frame = background.copy()
+            t = i / rate
+            if moving[0] <= t < moving[1]:
+                x = int((t - moving[0]) / (moving[1] - moving[0]) * (width - 60))
+                frame[height // 3:height // 3 + height // 3, x:x + 60] = 20
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def square_clip(tmp_path_factory) -> Path:
+    """6 s, 320x240 H.264: a dark square crosses from 2 s to 4 s."""
+    return write_square_clip(tmp_path_factory.mktemp("clips") / "square.mp4")
+
+
+@pytest.fixture(scope="session")
+def square_frames(square_clip) -> list[bytes]:
+    """Six JPEG stills, one a second, from the square clip: the square is in frames 3 and 4."""
+    import io
+
+    import av
+
+    stills = []
+    with av.open(str(square_clip)) as container:
+        for frame in container.decode(video=0):
+            if frame.pts is not None and abs(float(frame.time) - round(float(frame.time))) < 0.02:
+                buffer = io.BytesIO()
+                frame.to_image().save(buffer, "JPEG", quality=90)
+                stills.append(buffer.getvalue())
+    return stills

@@ -6,16 +6,20 @@ strategy for decoding as little as possible; the stages themselves know nothing 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Options, Settings
 from .errors import unsupported
-from .events import Event, build_events
+from .events import Event, EventBuilder, build_events
 from .frames import Clip, VideoInfo, open_frames
 from .motion import MotionDetector
 from .upload import Upload
+
+# Keyframes at least this often (seconds) are dense enough to find every stretch with motion.
+SCREEN_KEYFRAME_INTERVAL = 1.0
 
 
 @dataclass
@@ -39,20 +43,63 @@ def analyze_upload(upload: Upload, workdir: Path, settings: Settings) -> Result:
 
 
 def analyze_clip(path: Path, options: Options, settings: Settings) -> Result:
+    """Events of a clip, decoding as little of it as the keyframes allow.
+
+    A first pass decodes only keyframes on the sampling grid. If keyframes are as dense as the
+    grid (intra-only codecs), that pass is the analysis. If they come at least every
+    ``SCREEN_KEYFRAME_INTERVAL`` seconds (phones, cameras), they screen the clip: only the stretches
+    between keyframes that differ are decoded fully. Otherwise (long GOPs) the whole clip is decoded,
+    skipping the frames no other frame depends on.
+    """
     started = time.perf_counter()
     with Clip(str(path), settings) as clip:
+        tally = _Tally()
+        screen = MotionDetector(options.sensitivity, screening=True)
         detector = MotionDetector(options.sensitivity)
-        counted = _Counter()
-        motions = (detector(sample) for sample in counted(clip.samples(options.step)))
-        events = build_events(motions, options.cooldown, options.tile_width)
-        if counted.n == 0:
+        builder = EventBuilder(options.cooldown, options.tile_width)
+        screened: list[tuple[float, bool]] = []
+        events = []
+        for sample in tally(clip.keyframe_samples(options.step)):
+            screened.append((sample.time, screen(sample).hit))
+            events.extend(builder.feed(detector(sample)))
+        events.extend(builder.close())
+        if tally.n == 0:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
+
+        if clip.keyframe_interval > options.step * 1.5:
+            spans = busy_spans(screened, options.step) \
+                if clip.keyframe_interval <= SCREEN_KEYFRAME_INTERVAL else [(0.0, math.inf)]
+            tally.n = 0
+            detector = MotionDetector(options.sensitivity)
+            builder = EventBuilder(options.cooldown, options.tile_width)
+            events = []
+            for start, end in spans:
+                detector.reset()
+                for sample in tally(clip.samples(options.step, start, end)):
+                    events.extend(builder.feed(detector(sample)))
+            events.extend(builder.close())
+
         width, height = clip.size
-        if counted.rotation in (90, 270):
+        if tally.rotation in (90, 270):
             width, height = height, width
-        video = VideoInfo(duration=max(clip.duration_hint(), counted.last_time), fps=clip.fps, width=width,
-                          height=height, codec=clip.codec, frames_analyzed=counted.n)
+        video = VideoInfo(duration=max(clip.duration_hint(), tally.last_time), fps=clip.fps, width=width,
+                          height=height, codec=clip.codec, frames_analyzed=tally.n)
     return Result(events, video, round((time.perf_counter() - started) * 1000))
+
+
+def busy_spans(screened: list[tuple[float, bool]], step: float) -> list[tuple[float, float]]:
+    """The stretches between keyframes that differ, each widened to the keyframes around it and
+    by one step, and merged where they touch: what must be decoded fully."""
+    spans: list[tuple[float, float]] = []
+    for (before, _), (after, busy) in zip(screened, screened[1:]):
+        if not busy:
+            continue
+        start, end = max(0.0, before - step), after + step
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def analyze_frames(upload: Upload, settings: Settings) -> Result:
@@ -65,7 +112,7 @@ def analyze_frames(upload: Upload, settings: Settings) -> Result:
     return Result(events, video, round((time.perf_counter() - started) * 1000))
 
 
-class _Counter:
+class _Tally:
     """Counts samples as they stream past and remembers the last time and the rotation."""
 
     def __init__(self):

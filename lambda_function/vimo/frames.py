@@ -98,19 +98,27 @@ class Clip:
     def __init__(self, path: str, settings: Settings):
         self._path = path
         self._settings = settings
+        self._container = self._open()
         try:
-            self._container = av.open(path, metadata_errors="ignore")
-        except (av.FFmpegError, UnicodeDecodeError, ValueError):
-            raise unsupported("not_a_video", "The upload is not a video that can be decoded "
-                                             "(MP4, MOV, MKV, WebM or AVI with a common codec).") from None
-        try:
-            self._stream = self._open_stream()
+            self._stream = self._check_stream()
         except BaseException:
             self._container.close()
             raise
         self.keyframe_interval: float | None = None
 
-    def _open_stream(self):
+    def _open(self):
+        try:
+            container = av.open(self._path, metadata_errors="ignore")
+        except (av.FFmpegError, UnicodeDecodeError, ValueError):
+            raise unsupported("not_a_video", "The upload is not a video that can be decoded "
+                                             "(MP4, MOV, MKV, WebM or AVI with a common codec).") from None
+        if container.format.name.endswith("_pipe") or container.format.name == "image2":
+            container.close()
+            raise unsupported("image_as_clip", "The upload is a still image, not a video: send images as 'frame' "
+                                               "parts (-F frame=@1.jpg -F frame=@2.jpg).")
+        return container
+
+    def _check_stream(self):
         if not self._container.streams.video:
             raise unsupported("no_video_stream", "The upload has no video stream.")
         stream = self._container.streams.video[0]
@@ -167,17 +175,14 @@ class Clip:
         ``analysis`` whether keyframes alone are dense enough to screen the clip with.
         """
         self._rewind()
-        ctx = self._stream.codec_context
-        ctx.skip_frame = "DEFAULT"
+        self._stream.codec_context.skip_frame = "DEFAULT"
+        origin = self._origin()
         key_times: list[float] = []
-        origin = None
         next_time = 0.0
         for packet in self._demux():
             if not packet.is_keyframe or packet.pts is None:
                 continue
-            t = float(packet.pts * packet.time_base)
-            origin = t if origin is None else origin
-            t -= origin
+            t = float(packet.pts * self._stream.time_base) - origin
             key_times.append(t)
             if t + 1e-6 < next_time:
                 continue
@@ -191,15 +196,17 @@ class Clip:
 
     def samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
         """One decoded frame per ``step`` seconds from ``start`` to ``end`` (clip time)."""
-        ctx = self._stream.codec_context
-        ctx.skip_frame = "NONREF"
         origin = self._origin()
         if start > 0:
-            target = int((start + origin) / self._stream.time_base)
-            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-            ctx.flush_buffers()
+            try:
+                target = int((start + origin) / self._stream.time_base)
+                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+                self._stream.codec_context.flush_buffers()
+            except av.FFmpegError:  # no usable index: read from the start instead
+                self._rewind()
         else:
             self._rewind()
+        self._stream.codec_context.skip_frame = "NONREF"
         next_time = start
         for packet in self._demux():
             for frame in self._decode(packet):
@@ -220,14 +227,16 @@ class Clip:
 
     def _origin(self) -> float:
         """Presentation time of the first frame, which the clip's HH:MM:SS count from."""
-        if not hasattr(self, "_origin_time"):
-            start = self._stream.start_time
-            self._origin_time = float(start * self._stream.time_base) if start is not None else 0.0
-        return self._origin_time
+        start = self._stream.start_time
+        return float(start * self._stream.time_base) if start is not None else 0.0
 
     def _rewind(self) -> None:
-        self._container.seek(0, backward=True, any_frame=False)
-        self._stream.codec_context.flush_buffers()
+        """Back to the first packet; a damaged index can make seeking fail, so reopen instead."""
+        self._container.close()
+        self._container = self._open()
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
 
     def _demux(self):
         try:
@@ -244,7 +253,7 @@ class Clip:
     def _time(self, frame, origin: float) -> float | None:
         if frame.pts is None:
             return None
-        t = float(frame.pts * frame.time_base) - origin
+        t = float(frame.pts * self._stream.time_base) - origin
         if t > self._settings.max_duration:
             raise too_large(f"The video runs past {self._settings.max_duration / 3600:g} hours, the most accepted.")
         return max(0.0, t)
