@@ -70,3 +70,11 @@ def test_no_motion_is_still_a_sheet(square_frames):
     assert response["statusCode"] == 200
     assert header(response, "X-Motion-Events") == "0"
     assert body_bytes(response)[:3] == b"\xff\xd8\xff"
+
+
+def test_deadline_returns_partial_result(square_clip):
+    from conftest import FakeContext
+
+    context = FakeContext(remaining_ms=3000)  # nothing left after the response reserve
+    payload = body_json(invoke(multipart_event([clip_field(square_clip), ("format", "json")]), context))
+    assert payload["complete"] is False and "analyzed_until" in payload

@@ -8,6 +8,7 @@ preflights and base64 of binary answers; every refusal is an ``ApiError`` turned
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 from aws_lambda_powertools import Logger
@@ -25,6 +26,8 @@ logger = Logger(service="vimo")
 cors = CORSConfig(allow_origin="*", allow_headers=["Content-Type", "X-Api-Key", "Accept"],
                   expose_headers=["X-Motion-Events"], max_age=600)
 app = APIGatewayRestResolver(cors=cors)
+# Time kept back from Lambda's deadline to render the montage and send the answer.
+RESPONSE_RESERVE_MS = 3000
 ROUTES = {"/": {"GET"}, "/motion": {"POST"}}
 PAGE = Path(__file__).with_name("static") / "index.html"
 
@@ -41,7 +44,7 @@ def motion() -> Response:
     upload = parse_event(app.current_event.raw_event, settings)
     options = upload.options
     with tempfile.TemporaryDirectory(prefix="vimo-") as workdir:
-        result = analyze_upload(upload, Path(workdir), settings)
+        result = analyze_upload(upload, Path(workdir), settings, deadline=_deadline())
     montage = None
     if options.format == "jpeg" or (options.delivery or settings.default_delivery) == "s3":
         montage = render(result.events, result.video, upload.name, options.columns, options.max_tiles,
@@ -49,6 +52,15 @@ def motion() -> Response:
     logger.info("analysed", extra={"media": result.video.to_dict(), "events": len(result.events),
                                    "elapsed_ms": result.elapsed_ms})
     return respond(result, montage, options, settings)
+
+
+def _deadline() -> float | None:
+    """When analysis must stop so that the montage is still rendered and returned before Lambda's
+    timeout kills the invocation (``time.monotonic()`` seconds)."""
+    context = app.lambda_context
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    return time.monotonic() + (context.get_remaining_time_in_millis() - RESPONSE_RESERVE_MS) / 1000
 
 
 @app.exception_handler(ApiError)

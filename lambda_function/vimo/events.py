@@ -8,7 +8,7 @@ made when the event closes, so only the frames of open events are ever held in m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from PIL import Image
 
@@ -55,10 +55,11 @@ class EventBuilder:
     def __init__(self, cooldown: float, tile_width: int):
         self.cooldown = cooldown
         self.tile_width = tile_width
+        self.events: list[Event] = []
         self._open: _OpenEvent | None = None
         self._last_time: float | None = None
 
-    def feed(self, motion: Motion) -> Iterator[Event]:
+    def feed(self, motion: Motion) -> None:
         previous_time, self._last_time = self._last_time, motion.time
         event = self._open
         if not motion.hit:
@@ -66,7 +67,7 @@ class EventBuilder:
             if event is not None:
                 event.first_still = motion.time if event.first_still is None else event.first_still
                 if motion.time - event.last_hit > self.cooldown:
-                    yield self._close()
+                    self._close()
             return
         if event is None:
             half_step = 0.0 if previous_time is None else (motion.time - previous_time) / 2
@@ -79,22 +80,23 @@ class EventBuilder:
         else:
             motion.sample.release()
 
-    def close(self) -> Iterator[Event]:
+    def close(self) -> list[Event]:
+        """Close the open event, if any; returns all events, in time order."""
         if self._open is not None:
-            yield self._close()
+            self._close()
+        return self.events
 
-    def _close(self) -> Event:
+    def _close(self) -> None:
         event, self._open = self._open, None
         end = event.last_hit if event.first_still is None else (event.last_hit + event.first_still) / 2
         tile = event.peak.sample.picture(self.tile_width)
         event.peak.sample.release()
-        return Event(start=max(0.0, event.start), end=end, peak=event.peak.time, score=event.peak.score, tile=tile)
+        self.events.append(Event(start=max(0.0, event.start), end=end, peak=event.peak.time, score=event.peak.score,
+                                 tile=tile))
 
 
 def build_events(motions: Iterable[Motion], cooldown: float, tile_width: int) -> list[Event]:
     builder = EventBuilder(cooldown, tile_width)
-    events: list[Event] = []
     for motion in motions:
-        events.extend(builder.feed(motion))
-    events.extend(builder.close())
-    return events
+        builder.feed(motion)
+    return builder.close()

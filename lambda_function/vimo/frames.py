@@ -86,6 +86,11 @@ class Sample:
         self._source = None
 
 
+def _next_on_grid(t: float, step: float) -> float:
+    """The first multiple of ``step`` after ``t``: grids stay aligned however a clip is split."""
+    return (math.floor(t / step + 1e-6) + 1) * step
+
+
 def _analysis_size(width: int, height: int) -> tuple[int, int]:
     w = min(ANALYSIS_WIDTH, width - width % 2)
     h = max(2, round(w * height / width / 2) * 2)
@@ -104,7 +109,7 @@ class Clip:
         except BaseException:
             self._container.close()
             raise
-        self.keyframe_interval: float | None = None
+        self.keyframe_interval = math.inf  # measured by keyframe_samples
 
     def _open(self):
         try:
@@ -168,27 +173,30 @@ class Clip:
 
     # -- the two ways through a clip -------------------------------------------------------------
 
-    def keyframe_samples(self, step: float) -> Iterator[Sample]:
-        """The first keyframe at or after each multiple of ``step``, decoding no other packet.
+    def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
+        """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
+        no other packet.
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
         ``analysis`` whether keyframes alone are dense enough to screen the clip with.
         """
-        self._rewind()
+        self._seek(start)
         self._stream.codec_context.skip_frame = "DEFAULT"
         origin = self._origin()
         key_times: list[float] = []
-        next_time = 0.0
+        next_time = start
         for packet in self._demux():
             if not packet.is_keyframe or packet.pts is None:
                 continue
             t = float(packet.pts * self._stream.time_base) - origin
+            if t > end + 1e-6:
+                break
             key_times.append(t)
             if t + 1e-6 < next_time:
                 continue
             for frame in self._decode(packet):
                 yield self._sample(frame, origin)
-            next_time = (math.floor(t / step + 1e-6) + 1) * step
+            next_time = _next_on_grid(t, step)
         for frame in self._decode(None):
             yield self._sample(frame, origin)
         gaps = np.diff(key_times)
@@ -196,17 +204,9 @@ class Clip:
 
     def samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
         """One decoded frame per ``step`` seconds from ``start`` to ``end`` (clip time)."""
-        origin = self._origin()
-        if start > 0:
-            try:
-                target = int((start + origin) / self._stream.time_base)
-                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-                self._stream.codec_context.flush_buffers()
-            except av.FFmpegError:  # no usable index: read from the start instead
-                self._rewind()
-        else:
-            self._rewind()
+        self._seek(start)
         self._stream.codec_context.skip_frame = "NONREF"
+        origin = self._origin()
         next_time = start
         for packet in self._demux():
             for frame in self._decode(packet):
@@ -216,12 +216,12 @@ class Clip:
                 if t > end + 1e-6:
                     return
                 yield self._sample(frame, origin)
-                next_time = (math.floor(t / step + 1e-6) + 1) * step
+                next_time = _next_on_grid(t, step)
         for frame in self._decode(None):
             t = self._time(frame, origin)
             if t is not None and next_time - 1e-6 <= t <= end + 1e-6:
                 yield self._sample(frame, origin)
-                next_time = (math.floor(t / step + 1e-6) + 1) * step
+                next_time = _next_on_grid(t, step)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -229,6 +229,17 @@ class Clip:
         """Presentation time of the first frame, which the clip's HH:MM:SS count from."""
         start = self._stream.start_time
         return float(start * self._stream.time_base) if start is not None else 0.0
+
+    def _seek(self, start: float) -> None:
+        """To the keyframe at or before ``start`` seconds (clip time)."""
+        if start <= 0:
+            return self._rewind()
+        try:
+            target = int((start + self._origin()) / self._stream.time_base)
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            self._stream.codec_context.flush_buffers()
+        except av.FFmpegError:  # no usable index: read from the start instead
+            self._rewind()
 
     def _rewind(self) -> None:
         """Back to the first packet; a damaged index can make seeking fail, so reopen instead."""
