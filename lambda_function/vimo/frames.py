@@ -270,6 +270,9 @@ class Clip:
         return max(0.0, t)
 
     def _sample(self, frame, origin: float) -> Sample:
+        if frame.width * frame.height > self._settings.max_pixels:  # a stream may change size mid-way
+            raise too_large(f"A frame of the video is {frame.width}x{frame.height}; at most "
+                            f"{self._settings.max_pixels:,} pixels per frame are accepted.")
         w, h = _analysis_size(frame.width, frame.height)
         gray = frame.to_ndarray(width=w, height=h, format="gray", interpolation="AREA")
         return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360)

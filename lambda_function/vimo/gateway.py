@@ -109,6 +109,7 @@ def _error(status: int, code: str, message: str) -> dict:
 
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog; socketserver's default of 5 resets bursts of new connections
 
     def __init__(self, address, workers: int | None = None):
         super().__init__(address, _Handler)

@@ -19,7 +19,7 @@ from typing import Mapping
 
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from .config import Options, Settings
+from .config import OPTION_SPECS, Options, Settings
 from .errors import ApiError, bad_request, too_large, unsupported
 
 MULTIPART = "multipart/form-data"
@@ -73,7 +73,7 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
     fields = dict(event.get("queryStringParameters") or {})
 
     if media_type == MULTIPART:
-        clip, frames, form = _parse_multipart(body, content_type)
+        clip, frames, form = _parse_multipart(body, content_type, settings)
         fields.update(form)
     elif media_type.startswith("video/") or media_type == "application/octet-stream":
         clip, frames = Part(body, media_type, _display_name(headers, "clip")), []
@@ -115,7 +115,7 @@ def _body_bytes(event: Mapping, settings: Settings) -> bytes:
         except (binascii.Error, ValueError):
             raise bad_request("bad_base64", "The request body is marked base64 but is not valid base64.") from None
     else:
-        data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
+        data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     if not data:
         raise bad_request("empty_body", "The request body is empty: send a clip or frames.")
     if len(data) > settings.max_upload_bytes:
@@ -128,17 +128,23 @@ def _too_large_upload(settings: Settings) -> ApiError:
                      "API Gateway into Lambda. Upload the clip to S3 first (POST /uploads) and send its key.")
 
 
-def _parse_multipart(body: bytes, content_type: str) -> tuple[Part | None, list[Part], dict[str, str]]:
+def _parse_multipart(body: bytes, content_type: str,
+                     settings: Settings) -> tuple[Part | None, list[Part], dict[str, str]]:
     boundary = _param(content_type, "content-type", "boundary")
     if not boundary:
         raise bad_request("bad_multipart", "The multipart Content-Type has no boundary parameter.")
-    if b"--" + boundary.encode("latin-1", "replace") + b"--" not in body[-len(boundary) - 64:]:
+    delimiter = b"--" + boundary.encode("latin-1", "replace")
+    if delimiter + b"--" not in body[-len(delimiter) - 64:]:
         raise bad_request("bad_multipart", "The multipart body does not end with its closing boundary: the upload "
                                            "is truncated, or the boundary does not match the Content-Type.")
+    # Count before decoding: thousands of tiny parts would cost seconds of CPU to parse, then be refused.
+    if body.count(delimiter) > settings.max_frames + len(OPTION_SPECS) + 2:
+        raise too_large(f"The form has too many parts: at most {settings.max_frames} frames are accepted per request.")
     try:
         parts = MultipartDecoder(body, content_type).parts
     except Exception as exc:  # the decoder raises several types on malformed input; all mean the same to us
-        raise bad_request("bad_multipart", f"The multipart body could not be parsed: {exc or type(exc).__name__}.") from None
+        raise bad_request("bad_multipart", "The multipart body could not be parsed: each part needs its headers, "
+                                           "a blank line, then its content.") from None
 
     clip, frames, form = None, [], {}
     for part in parts:

@@ -1,0 +1,259 @@
+"""The upload page, end to end in a real headless Chromium against the local gateway.
+
+The browser is Debian's Chromium (``make browser`` installs it), driven by the ``playwright`` Python
+package with ``executable_path``: Playwright never downloads a browser of its own here. Chromium is
+started with the flags that keep it off the network (no background services, no QUIC, no sync).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from vimo.gateway import Gateway
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+TIMEOUT_MS = 30_000
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Chromium is not installed: run `make browser` (apt-get install chromium), or set CHROMIUM to its "
+                    "path.", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    """The local API Gateway stand-in on a free loopback port, in a thread; its base URL."""
+    server = Gateway(("127.0.0.1", 0), workers=2)
+    thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("The playwright package is missing: run `make browser`.", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (its own empty localStorage) per test; page errors fail the test."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """10 s of 320x240 texture: a dark block crosses at 1-2.5 s, a light one falls at 6-7.5 s."""
+    path = tmp_path_factory.mktemp("page") / "crossing.mp4"
+    rng = np.random.default_rng(7)
+    background = (rng.random((240, 320, 3)) * 60 + 100).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(250):
+            frame, t = background.copy(), i / 25
+            if 1 <= t < 2.5:
+                x = int((t - 1) / 1.5 * 260)
+                frame[80:160, x:x + 60] = 20
+            if 6 <= t < 7.5:
+                y = int((t - 6) / 1.5 * 180)
+                frame[y:y + 60, 100:200] = 230
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> list[Path]:
+    """Five PNG stills; a block appears in the third and is gone again in the fifth."""
+    folder = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(3)
+    background = (rng.random((180, 240, 3)) * 60 + 100).astype(np.uint8)
+    paths = []
+    for i in range(5):
+        picture = background.copy()
+        if i in (2, 3):
+            picture[40:120, 60 + 40 * (i - 2):140 + 40 * (i - 2)] = 15
+        # Named so that plain string order would be wrong (frame-10 before frame-2): the page sorts naturally.
+        path = folder / f"frame-{i * 5}.png"
+        Image.fromarray(picture).save(path)
+        paths.append(path)
+    return paths
+
+
+def run(page, files) -> None:
+    page.set_input_files("#file", files)
+    page.click("#go")
+    page.wait_for_selector("#results:not([hidden]), #error:not([hidden])")
+
+
+def event_rows(page) -> list[list[str]]:
+    return page.eval_on_selector_all("#events tbody tr",
+                                     "rows => rows.map(r => Array.from(r.cells, c => c.textContent.trim()))")
+
+
+def test_clip_gives_montage_and_event_table(page, gateway, clip):
+    page.goto(gateway)
+    assert page.is_disabled("#go"), "nothing chosen yet, so nothing to send"
+    responses = []
+    page.on("response", lambda r: responses.append(r) if r.url.endswith("/motion") else None)
+    run(page, clip)
+
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.eval_on_selector("#montage", "img => img.complete && img.naturalWidth") > 0
+    assert page.get_attribute("#montage", "src").startswith("blob:")
+    rows = event_rows(page)
+    assert len(rows) == 2
+    (n1, peak1, start1, end1, *_), (n2, peak2, start2, *_) = rows
+    assert (n1, n2) == ("1", "2")
+    assert peak1 == "00:00:01" and peak2 == "00:00:06"
+    assert start1.startswith("0:00.") or start1.startswith("0:01."), start1
+    assert start2.startswith("0:05.") or start2.startswith("0:06."), start2
+    assert "2 events" in page.inner_text("#facts") and "320×240" in page.inner_text("#facts")
+    assert page.get_attribute("#results", "data-events") == "2"
+    assert page.eval_on_selector("#progress", "p => p.value") == 1
+    assert page.inner_text("#status").startswith("Done")
+
+    # Two requests went out: one for the events as JSON, one for the picture as a JPEG.
+    by_type = {r.headers.get("content-type"): r for r in responses}
+    assert set(by_type) == {"application/json", "image/jpeg"}
+    assert by_type["image/jpeg"].headers.get("x-motion-events") == "2"
+    assert by_type["image/jpeg"].request.headers.get("accept") == "image/jpeg"
+    # Clicking an event seeks the preview player to where the event starts.
+    page.click("#events tbody tr:nth-child(2)")
+    assert page.eval_on_selector("#preview", "v => v.currentTime") == pytest.approx(float(rows[1][2][2:]), abs=0.2)
+
+
+def test_frames_are_sent_in_name_order(page, gateway, frames):
+    # Chromium does not report blob bodies to Playwright, so record what the page appends instead.
+    page.add_init_script("""
+        window.appended = [];
+        const append = FormData.prototype.append;
+        FormData.prototype.append = function (name, value, filename) {
+            window.appended.push([name, filename || String(value)]);
+            return append.apply(this, arguments);
+        };""")
+    page.goto(gateway)
+    page.set_input_files("#file", [str(p) for p in reversed(frames)])
+    assert page.is_visible("#interval") and page.is_hidden("#step"), "a burst takes an interval, not a step"
+    assert page.inner_text("#chosen").startswith("5 photos")
+    page.fill("#interval", "0.5")
+    page.click("#go")
+    page.wait_for_selector("#results:not([hidden]), #error:not([hidden])")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.eval_on_selector("#montage", "img => img.naturalWidth") > 0
+    assert len(event_rows(page)) == 1
+    assert "stills" in page.inner_text("#facts")
+    appended = page.evaluate("window.appended")
+    first_request = appended[:appended.index(["format", "json"]) + 1]  # the JSON request's form
+    assert [v for k, v in first_request if k == "frame"] == [f"frame-{i}.png" for i in (0, 5, 10, 15, 20)]
+    options = dict(kv for kv in first_request if kv[0] != "frame")
+    assert options["interval"] == "0.5" and options["format"] == "json" and "step" not in options
+
+
+def test_api_error_is_shown_in_words(page, gateway, tmp_path):
+    junk = tmp_path / "notes.mp4"
+    junk.write_bytes(b"this is not a video at all\n" * 50)
+    page.goto(gateway)
+    run(page, junk)
+    assert page.is_hidden("#results")
+    text = page.inner_text("#error")
+    assert "The file could not be used." in text
+    assert "not a video" in text and "not_a_video" in text
+    assert page.is_hidden("#progress-box")
+    assert page.is_enabled("#go"), "after an error the user can try again"
+
+
+def test_bad_option_is_caught_before_upload(page, gateway, clip):
+    page.goto(gateway)
+    page.set_input_files("#file", clip)
+    page.fill("#columns", "40")
+    sent = []
+    page.on("request", lambda r: sent.append(r) if r.url.endswith("/motion") else None)
+    page.click("#go")
+    assert "Columns: enter a value from 1 to 12." in page.inner_text("#error")
+    assert not sent
+
+
+def test_api_key_is_sent_across_origins_and_remembered(page, gateway, clip):
+    """Page from one origin, API at another (as when the page is opened against the deployed API):
+    the key goes in x-api-key through a CORS preflight, and survives a reload."""
+    page.goto(gateway.replace("127.0.0.1", "localhost"))
+    page.click("#api summary")
+    page.fill("#base", gateway)
+    page.dispatch_event("#base", "change")
+    page.fill("#key", "k-123")
+    headers = []
+    page.on("request", lambda r: headers.append(r.headers) if r.url.endswith("/motion") and r.method == "POST" else None)
+    run(page, clip)
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.eval_on_selector("#montage", "img => img.naturalWidth") > 0
+    assert len(headers) == 2 and all(h.get("x-api-key") == "k-123" for h in headers)
+
+    page.reload()
+    assert page.input_value("#key") == "k-123"
+    assert page.input_value("#base") == gateway
+    assert "key set" in page.inner_text("#api-summary")
+    page.click("#api summary")
+    page.click("#key-forget")
+    page.reload()
+    assert page.input_value("#key") == ""
+
+
+def test_unreachable_api_is_explained(page, gateway, clip):
+    page.goto(gateway)
+    page.click("#api summary")
+    page.fill("#base", "http://127.0.0.1:9/")  # the discard port: nothing listens there
+    run(page, clip)
+    assert "Could not reach the API." in page.inner_text("#error")
+
+
+def test_fits_a_phone_screen(browser, gateway, clip):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(gateway)
+        assert page.input_value("#columns") == "2", "phones get two tiles per row"
+        run(page, clip)
+        assert page.eval_on_selector("#montage", "img => img.naturalWidth") > 0
+        # Nothing sticks out sideways: the page scrolls only vertically.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        box = page.locator("#montage").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+        assert page.locator("#go").bounding_box()["height"] >= 44, "a thumb-sized button"
+    finally:
+        context.close()
