@@ -13,7 +13,7 @@ run: setup
 	$(VENV)/bin/vimo serve --port $(PORT)
 
 ## test: set up and run the whole suite
-test: setup browser
+test: setup browser sam-setup
 	$(PY) -m pytest
 
 ## setup: the virtualenv with vimo and its development tools (re-run when pyproject.toml changes)
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .hypothesis build *.egg-info lambda_function/*.egg-info
+	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .hypothesis build *.egg-info lambda_function/*.egg-info
 
 # --- browser ---
 # Headless Chromium for tests/test_page.py: Debian's own package (never a browser build that a tool
@@ -35,11 +35,10 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: browser
-## browser: install Debian's chromium if it is missing, and the playwright package into the venv
-browser: setup
+## browser: install Debian's chromium if it is missing (playwright comes with the dev dependencies)
+browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
-	@$(PY) -c 'import playwright' 2>/dev/null || $(PY) -m pip install --quiet 'playwright>=1.45'
 # --- end browser ---
 
 # --- deploy (sam) ---

@@ -113,7 +113,7 @@ class Clip:
 
     def _open(self):
         try:
-            container = av.open(self._path, metadata_errors="ignore")
+            container = av.open(self._path)
         except (av.FFmpegError, UnicodeDecodeError, ValueError):
             raise unsupported("not_a_video", "The upload is not a video that can be decoded "
                                              "(MP4, MOV, MKV, WebM or AVI with a common codec).") from None
