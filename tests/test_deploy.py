@@ -174,13 +174,14 @@ def test_every_method_is_an_aws_proxy_to_the_function_by_sub(swagger):
     assert not re.search(r"\b\d{12}\b", SWAGGER.read_text()), "no hard-coded account id"
 
 
-def test_api_key_is_required_on_motion_only(swagger):
+def test_api_key_is_required_on_motion_and_uploads_only(swagger):
     assert swagger["x-amazon-apigateway-api-key-source"] == "HEADER"
     assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
     paths = swagger["paths"]
     assert paths["/motion"]["post"]["security"] == [{"api_key": []}]
+    assert paths["/uploads"]["post"]["security"] == [{"api_key": []}]
     # Browsers send no key on a preflight; the page itself is public.
-    assert "security" not in paths["/motion"]["options"] and "security" not in paths["/"]["options"]
+    assert not [path for path, item in paths.items() if "security" in item.get("options", {})]
     assert "security" not in paths["/"]["get"] and "security" not in swagger
 
 
@@ -236,22 +237,29 @@ def test_results_bucket_is_private_encrypted_and_expiring(resources, template):
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     [encryption] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
-    [rule] = bucket["LifecycleConfiguration"]["Rules"]
-    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "ResultsExpirationDays"}
-    assert "Prefix" not in rule and "Filter" not in rule  # every object expires
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    results, uploads = rules["expire-results"], rules["expire-uploads"]
+    assert results["Status"] == "Enabled" and results["ExpirationInDays"] == {"Ref": "ResultsExpirationDays"}
+    assert "Prefix" not in results and "Filter" not in results  # every object expires
+    assert uploads["Status"] == "Enabled" and uploads["Prefix"] == "uploads/" and uploads["ExpirationInDays"] == 1
     assert template["Parameters"]["ResultsExpirationDays"]["Default"] >= 1
     # The bucket policy only denies (plain HTTP); it never grants anything to anyone.
     policy = resources["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]
     assert all(statement["Effect"] == "Deny" for statement in policy["Statement"])
 
 
-def test_function_may_only_write_and_read_its_own_bucket(resources):
-    policies = resources["VimoFunction"]["Properties"]["Policies"]
+def test_function_may_only_use_its_own_bucket_and_invoke_itself(resources):
+    function = resources["VimoFunction"]["Properties"]
+    policies = function["Policies"]
     assert len(policies) == 1 and isinstance(policies[0], dict), "no managed or SAM policy templates"
-    [statement] = policies[0]["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert sorted(statement["Action"]) == ["s3:GetObject", "s3:PutObject"]
-    assert statement["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/*"}
+    bucket, invoke = policies[0]["Statement"]
+    assert bucket["Effect"] == "Allow"
+    assert sorted(bucket["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert bucket["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/*"}
+    # The segment fan-out may invoke this very function (its fixed name) and nothing else.
+    assert invoke["Effect"] == "Allow" and invoke["Action"] == "lambda:InvokeFunction"
+    assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-vimo"}
+    assert invoke["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-vimo")
     assert "Role" not in resources["VimoFunction"]["Properties"]
     assert not [r for r in resources.values() if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy",
                                                                "AWS::IAM::ManagedPolicy")]

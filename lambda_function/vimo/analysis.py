@@ -39,15 +39,6 @@ class Result:
         return result
 
 
-def analyze_upload(upload: Upload, workdir: Path, settings: Settings, deadline: float | None = None) -> Result:
-    """Analyse an upload; a clip is written to ``workdir`` (never under the client's name) first."""
-    if upload.clip is not None:
-        path = workdir / "clip"
-        path.write_bytes(upload.clip.data)
-        return analyze_clip(path, upload.options, settings, deadline=deadline)
-    return analyze_frames(upload, settings)
-
-
 def analyze_clip(path: Path | str, options: Options, settings: Settings, start: float = 0.0,
                  end: float = math.inf, deadline: float | None = None) -> Result:
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as

@@ -15,11 +15,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from .analysis import analyze_upload
 from .config import Settings
 from .delivery import error_response, json_response, respond
 from .errors import ApiError
 from .montage import render
+from .segments import SEGMENT_KEY, analyze_upload, run_segment
+from .sources import presign_upload
 from .upload import parse_event
 
 logger = Logger(service="vimo")
@@ -28,7 +29,7 @@ cors = CORSConfig(allow_origin="*", allow_headers=["Content-Type", "X-Api-Key", 
 app = APIGatewayRestResolver(cors=cors)
 # Time kept back from Lambda's deadline to render the montage and send the answer.
 RESPONSE_RESERVE_MS = 3000
-ROUTES = {"/": {"GET"}, "/motion": {"POST"}}
+ROUTES = {"/": {"GET"}, "/motion": {"POST"}, "/uploads": {"POST"}}
 PAGE = Path(__file__).with_name("static") / "index.html"
 
 
@@ -44,7 +45,7 @@ def motion() -> Response:
     upload = parse_event(app.current_event.raw_event, settings)
     options = upload.options
     with tempfile.TemporaryDirectory(prefix="vimo-") as workdir:
-        result = analyze_upload(upload, Path(workdir), settings, deadline=_deadline())
+        result = analyze_upload(upload, Path(workdir), settings, deadline=_deadline(), context=app.lambda_context)
     montage = None
     if options.format == "jpeg" or (options.delivery or settings.default_delivery) == "s3":
         montage = render(result.events, result.video, upload.name, options.columns, options.max_tiles,
@@ -52,6 +53,13 @@ def motion() -> Response:
     logger.info("analysed", extra={"media": result.video.to_dict(), "events": len(result.events),
                                    "elapsed_ms": result.elapsed_ms})
     return respond(result, montage, options, settings)
+
+
+@app.post("/uploads")
+def uploads() -> Response:
+    """A presigned S3 upload for a clip too big to send through API Gateway; then POST /motion
+    with {"s3_key": key}."""
+    return json_response(201, presign_upload(Settings.from_env()))
 
 
 def _deadline() -> float | None:
@@ -91,4 +99,6 @@ def not_found(_: NotFoundError) -> Response:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context) -> dict:
+    if SEGMENT_KEY in event:  # this function, invoked by itself for one segment of a long clip
+        return run_segment(event, context)
     return app.resolve(event, context)

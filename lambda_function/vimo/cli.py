@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _analyze(args) -> int:
-    from .analysis import analyze_upload
     from .config import Options
     from .montage import render
+    from .segments import analyze_upload
     from .upload import Part, Upload
 
     fields = {name: getattr(args, name) for name in OPTION_SPECS if getattr(args, name, None) is not None}

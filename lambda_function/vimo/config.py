@@ -132,6 +132,36 @@ class Settings:
     # Frame bursts with more frames than this are refused.
     max_frames: int = 1000
 
+    # -- where a clip comes from (sources.py) --
+    # Largest clip taken from S3 (POST /uploads' presigned policy enforces it) or from a movie_url.
+    # 2 GiB is about an hour of 1080p camera footage at 4.5 Mbit/s; a movie_url is downloaded to
+    # /tmp, so the function's ephemeral storage must be larger than this.
+    max_source_bytes: int = 2 * 1024 ** 3
+    # Seconds a presigned upload (POST /uploads) can be used for.
+    upload_expiry: int = 900
+    # movie_url: seconds to connect and to wait for each read, and for the whole download.
+    fetch_timeout: float = 10.0
+    fetch_total_timeout: float = 120.0
+    # Let movie_url reach loopback addresses (127.0.0.0/8, ::1), for the local gateway in tests only;
+    # private, link-local and other non-public addresses are refused whatever this says.
+    allow_loopback_urls: bool = False
+
+    # -- long clips, cut into segments analysed in parallel (segments.py) --
+    # The shortest segment worth a worker of its own, and the clip length from which a clip is cut
+    # at all. Measured (bench/parallel.py): 720p at 15 fps, decoded in full, costs ~1 s of one core
+    # per 16 s of clip; starting a segment costs ~1.5 s on Lambda (1.1 s import, opening the clip
+    # over HTTP) and ~1 s locally (a spawned process): a 60 s segment is mostly work, and a clip
+    # under 90 s is done in one pass about as fast as its segments could be started.
+    segment_seconds: float = 60.0
+    fanout_threshold: float = 90.0
+    # local: a process pool on this machine; lambda: the function invokes itself once per segment;
+    # off: always one pass.
+    fanout: str = "local"
+    # Segments in flight at once: processes locally (0 = one per core), invocations on Lambda.
+    workers: int = 0
+    # An hour of such footage in 20 segments of 3 min is ~12 s of work each, within API Gateway's 29 s.
+    fanout_concurrency: int = 20
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
@@ -143,4 +173,14 @@ class Settings:
             max_pixels=int(env.get("MAX_PIXELS", cls.max_pixels)),
             max_duration=float(env.get("MAX_DURATION", cls.max_duration)),
             max_frames=int(env.get("MAX_FRAMES", cls.max_frames)),
+            max_source_bytes=int(env.get("MAX_SOURCE_BYTES", cls.max_source_bytes)),
+            upload_expiry=int(env.get("UPLOAD_EXPIRY", cls.upload_expiry)),
+            fetch_timeout=float(env.get("FETCH_TIMEOUT", cls.fetch_timeout)),
+            fetch_total_timeout=float(env.get("FETCH_TOTAL_TIMEOUT", cls.fetch_total_timeout)),
+            allow_loopback_urls=env.get("VIMO_ALLOW_LOOPBACK_URLS", "") in ("1", "true", "yes"),
+            segment_seconds=float(env.get("SEGMENT_SECONDS", cls.segment_seconds)),
+            fanout_threshold=float(env.get("FANOUT_THRESHOLD", cls.fanout_threshold)),
+            fanout=env.get("FANOUT", cls.fanout),
+            workers=int(env.get("WORKERS", cls.workers)),
+            fanout_concurrency=int(env.get("FANOUT_CONCURRENCY", cls.fanout_concurrency)),
         )

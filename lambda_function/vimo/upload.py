@@ -13,16 +13,20 @@ import base64
 import binascii
 import email.message
 import email.utils
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from .config import OPTION_SPECS, Options, Settings
 from .errors import ApiError, bad_request, too_large, unsupported
+from .sources import check_upload_key
 
 MULTIPART = "multipart/form-data"
+SOURCE_NAMES = ("s3_key", "movie_url")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,13 @@ class Upload:
     options: Options
     clip: Part | None = None
     frames: tuple[Part, ...] = field(default_factory=tuple)
+    # A clip sent by reference: {"s3_key": ...} (after POST /uploads) or {"movie_url": ...}.
+    source: dict | None = None
 
     @property
     def name(self) -> str:
+        if self.source is not None:
+            return _clean_name(urlsplit(self.source.get("movie_url", "")).path, "clip")
         if self.clip is not None:
             return self.clip.name
         return f"{len(self.frames)} frames" if len(self.frames) != 1 else self.frames[0].name
@@ -72,8 +80,13 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
     media_type = content_type.split(";", 1)[0].strip().lower()
     fields = dict(event.get("queryStringParameters") or {})
 
+    source = None
     if media_type == MULTIPART:
         clip, frames, form = _parse_multipart(body, content_type, settings)
+        fields.update(form)
+    elif media_type == "application/json":
+        clip, frames = None, []
+        source, form = _parse_json(body)
         fields.update(form)
     elif media_type.startswith("video/") or media_type == "application/octet-stream":
         clip, frames = Part(body, media_type, _display_name(headers, "clip")), []
@@ -85,14 +98,15 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
                           "Content-Type of video/* or image/*.")
     else:
         raise unsupported("unsupported_media_type",
-                          f"Content-Type {media_type!r} is not accepted: use multipart/form-data, video/* or image/*.")
+                          f"Content-Type {media_type!r} is not accepted: use multipart/form-data, video/*, image/* "
+                          "or application/json with an s3_key or a movie_url.")
 
-    if clip is None and not frames:
+    if clip is None and not frames and source is None:
         raise bad_request("missing_part", "The form has no 'clip' part and no 'frame' parts: send one clip "
                                           "(-F clip=@door.mp4) or one or more frames (-F frame=@1.jpg -F frame=@2.jpg).")
     if clip is not None and frames:
         raise bad_request("mixed_parts", "Send either one 'clip' or 'frame' parts, not both.")
-    if not any(p.data for p in ([clip] if clip else frames)):
+    if source is None and not any(p.data for p in ([clip] if clip else frames)):
         raise bad_request("empty_part", "The uploaded file is empty.")
     if len(frames) > settings.max_frames:
         raise too_large(f"{len(frames)} frames were sent; at most {settings.max_frames} are accepted per request.")
@@ -102,7 +116,7 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
         options = Options.parse({"format": "json"}, base=options)
     if options.timestamps is not None and len(options.timestamps) != len(frames):
         raise bad_request("bad_option", f"'timestamps' lists {len(options.timestamps)} times for {len(frames)} frames.")
-    return Upload(options=options, clip=clip, frames=tuple(frames))
+    return Upload(options=options, clip=clip, frames=tuple(frames), source=source)
 
 
 def _body_bytes(event: Mapping, settings: Settings) -> bytes:
@@ -170,6 +184,29 @@ def _parse_multipart(body: bytes, content_type: str,
             except UnicodeDecodeError:
                 raise bad_request("bad_option", f"Option {name!r} is not UTF-8 text.") from None
     return clip, frames, form
+
+
+def _parse_json(body: bytes) -> tuple[dict, dict[str, str]]:
+    """``{"s3_key": ...}`` or ``{"movie_url": ...}``, plus options as the other members."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("bad_json", "The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise bad_request("bad_json", "The JSON body must be an object, e.g. {\"s3_key\": \"uploads/...\"}.")
+    named = [name for name in SOURCE_NAMES if name in document]
+    if len(named) != 1 or not isinstance(document[named[0]], str) or not document[named[0]].strip():
+        raise bad_request("missing_source", "The JSON body needs exactly one of \"s3_key\" (from POST /uploads) "
+                                            "or \"movie_url\" (an http or https URL), as a string.")
+    if named[0] == "s3_key":
+        check_upload_key(document["s3_key"])
+    source = {named[0]: document.pop(named[0]).strip()}
+    options = {}
+    for name, value in document.items():
+        if isinstance(value, (dict, bool)) or value is None:
+            raise bad_request("bad_option", f"Option {name!r} must be a string, a number or a list.")
+        options[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return source, options
 
 
 def _header(part, name: bytes) -> str:
