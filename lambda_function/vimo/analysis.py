@@ -9,17 +9,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Iterable
 from pathlib import Path
 
 from .config import Options, Settings
 from .errors import unsupported
-from .events import Event, EventBuilder, build_events
-from .frames import Clip, VideoInfo, open_frames
+from .events import Event, build_events
+from .frames import Clip, Sample, VideoInfo, open_frames
 from .motion import MotionDetector
 from .upload import Upload
 
-# Keyframes at least this often (seconds) are dense enough to find every stretch with motion.
-SCREEN_KEYFRAME_INTERVAL = 1.0
+# Keyframes at least this often (seconds) are dense enough to find events among them: motion that
+# starts and stops between two keyframes a second apart is too brief to matter on a contact sheet.
+KEYFRAME_EVENTS_INTERVAL = 1.0
 
 
 @dataclass
@@ -44,64 +46,65 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
     the keyframes allow.
 
-    A first pass decodes only keyframes on the sampling grid. If keyframes are as dense as the
-    grid (intra-only codecs), that pass is the analysis. If they come at least every
-    ``SCREEN_KEYFRAME_INTERVAL`` seconds (phones, cameras), they screen the clip: only the stretches
-    between keyframes that differ are decoded fully. Otherwise (long GOPs) the whole clip is decoded,
-    skipping the frames no other frame depends on. ``deadline`` (a ``time.monotonic()`` value) stops
-    the analysis early with ``complete=False`` rather than running past it.
+    A first pass decodes only the keyframes on the sampling grid and finds events among them.
+    Keyframes as dense as the grid (intra-only codecs): that is the analysis. Keyframes at least
+    every ``KEYFRAME_EVENTS_INTERVAL`` seconds (phones, cameras): the events stand, and only the
+    stretches around each one's start and end are decoded at ``step`` to time them finely.
+    Sparser keyframes (long GOPs): the whole span is decoded, skipping the frames no other frame
+    depends on. ``deadline`` (a ``time.monotonic()`` value) stops early with ``complete=False``.
     """
     started = time.perf_counter()
     with Clip(str(path), settings) as clip:
         tally = _Tally(deadline)
-        screen = MotionDetector(options.sensitivity, screening=True)
-        detector = MotionDetector(options.sensitivity)
-        builder = EventBuilder(options.cooldown, options.tile_width)
-        screened: list[tuple[float, bool]] = []
-        for sample in tally(clip.keyframe_samples(options.step, start, end)):
-            screened.append((sample.time, screen(sample).hit))
-            builder.feed(detector(sample))
+        events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options)
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
-
-        if tally.complete and clip.keyframe_interval > options.step * 1.5:
-            if clip.keyframe_interval <= SCREEN_KEYFRAME_INTERVAL:
-                spans = [(max(a, start), min(b, end)) for a, b in busy_spans(screened, options.step)]
+        interval = clip.keyframe_interval
+        if tally.complete and interval > options.step * 1.5:
+            if interval <= KEYFRAME_EVENTS_INTERVAL:
+                for event in events:
+                    _time_edges(event, clip, interval, options, tally, start, end)
             else:
-                spans = [(start, end)]
-            tally.restart()
-            detector = MotionDetector(options.sensitivity)
-            builder = EventBuilder(options.cooldown, options.tile_width)
-            for span_start, span_end in spans:
-                detector.reset()
-                for sample in tally(clip.samples(options.step, span_start, span_end)):
-                    builder.feed(detector(sample))
-                if not tally.complete:
-                    break
-        builder.close()
+                tally.restart()
+                events = find_events(tally(clip.samples(options.step, start, end)), options)
 
         width, height = clip.size
         if tally.rotation in (90, 270):
             width, height = height, width
         video = VideoInfo(duration=max(clip.duration_hint(), tally.last_time), fps=clip.fps, width=width,
                           height=height, codec=clip.codec, frames_analyzed=tally.n)
-    return Result(builder.events, video, round((time.perf_counter() - started) * 1000), tally.complete,
+    return Result(events, video, round((time.perf_counter() - started) * 1000), tally.complete,
                   None if tally.complete else tally.last_time)
 
 
-def busy_spans(screened: list[tuple[float, bool]], step: float) -> list[tuple[float, float]]:
-    """The stretches between keyframes that differ, each widened to the keyframes around it and
-    by one step, and merged where they touch: what must be decoded fully."""
-    spans: list[tuple[float, float]] = []
-    for (before, _), (after, busy) in zip(screened, screened[1:]):
-        if not busy:
-            continue
-        start, end = max(0.0, before - step), after + step
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((start, end))
-    return spans
+def find_events(samples: Iterable[Sample], options: Options) -> list[Event]:
+    detector = MotionDetector(options.sensitivity)
+    return build_events((detector(sample) for sample in samples), options.cooldown, options.tile_width)
+
+
+def _time_edges(event: Event, clip: Clip, interval: float, options: Options, tally: "_Tally",
+                start: float, end: float) -> None:
+    """Re-time an event found among keyframes ``interval`` apart from ``step``-spaced samples
+    around its start and its end. Its start and end lie halfway between two keyframes, so the
+    motion began (ended) within ``interval / 2`` of each; the peak and its tile stay as found."""
+    reach = interval / 2 + options.step
+
+    def hits(around: float) -> list[tuple[float, bool]]:
+        detector = MotionDetector(options.sensitivity)
+        found = []
+        for sample in tally(clip.samples(options.step, max(start, around - reach), min(end, around + reach))):
+            found.append((sample.time, detector(sample).hit))
+            sample.release()
+        return found
+
+    around_start = hits(event.start)
+    first = next((i for i, (_, hit) in enumerate(around_start) if hit), None)
+    if first:  # a hit with a sample before it
+        event.start = (around_start[first - 1][0] + around_start[first][0]) / 2
+    around_end = hits(event.end)
+    last = next((i for i in reversed(range(len(around_end))) if around_end[i][1]), None)
+    if last and last + 1 < len(around_end):  # a hit with samples before and after it
+        event.end = (around_end[last - 1][0] + around_end[last][0]) / 2
 
 
 def analyze_frames(upload: Upload, settings: Settings) -> Result:
@@ -109,8 +112,7 @@ def analyze_frames(upload: Upload, settings: Settings) -> Result:
     options = upload.options
     times = options.timestamps or [i * options.interval for i in range(len(upload.frames))]
     samples, video = open_frames(upload.frames, times, settings)
-    detector = MotionDetector(options.sensitivity)
-    events = build_events((detector(s) for s in samples), options.cooldown, options.tile_width)
+    events = find_events(samples, options)
     return Result(events, video, round((time.perf_counter() - started) * 1000))
 
 

@@ -22,9 +22,8 @@ def hhmmss(seconds: float) -> str:
 
 @dataclass
 class Event:
-    """A span of motion. ``start``/``end`` are halfway between the last still sample and the first
-    moving one (and back), the best estimate sampling allows; ``peak`` is the sample with the most
-    motion, and the tile shows it."""
+    """A span of motion, timed as closely as the sampling allows (see ``EventBuilder``); ``peak`` is
+    the sample with the most motion, and the tile shows it."""
 
     start: float
     end: float
@@ -45,12 +44,20 @@ class Event:
 class _OpenEvent:
     start: float
     last_hit: float
+    before_last_hit: float  # the sample before the last hit: the motion ended between the two
     peak: Motion
-    first_still: float | None = None  # the first sample without a hit since the last hit
+    still_since_last_hit: bool = False
 
 
 class EventBuilder:
-    """Groups hits into events; feed ``Motion`` in time order, then ``close``."""
+    """Groups hits into events; feed ``Motion`` in time order, then ``close``.
+
+    A hit at time t says the picture changed between the previous sample and t, so an event
+    starts halfway between its first hit and the sample before, and ends halfway between its last
+    hit and the sample before that: unbiased whatever the spacing of the samples. Hits in a row
+    are one event however far apart the samples are (nothing says the motion stopped); still
+    samples between two hits more than ``cooldown`` apart end one event and start the next.
+    """
 
     def __init__(self, cooldown: float, tile_width: int):
         self.cooldown = cooldown
@@ -61,19 +68,21 @@ class EventBuilder:
 
     def feed(self, motion: Motion) -> None:
         previous_time, self._last_time = self._last_time, motion.time
+        previous_time = motion.time if previous_time is None else previous_time
         event = self._open
+        if event is not None and event.still_since_last_hit and motion.time - event.last_hit > self.cooldown:
+            self._close()
+            event = None
         if not motion.hit:
             motion.sample.release()
             if event is not None:
-                event.first_still = motion.time if event.first_still is None else event.first_still
-                if motion.time - event.last_hit > self.cooldown:
-                    self._close()
+                event.still_since_last_hit = True
             return
         if event is None:
-            half_step = 0.0 if previous_time is None else (motion.time - previous_time) / 2
-            self._open = _OpenEvent(start=motion.time - half_step, last_hit=motion.time, peak=motion)
+            self._open = _OpenEvent(start=(previous_time + motion.time) / 2, last_hit=motion.time,
+                                    before_last_hit=previous_time, peak=motion)
             return
-        event.last_hit, event.first_still = motion.time, None
+        event.last_hit, event.before_last_hit, event.still_since_last_hit = motion.time, previous_time, False
         if motion.score > event.peak.score:
             event.peak.sample.release()
             event.peak = motion
@@ -88,11 +97,10 @@ class EventBuilder:
 
     def _close(self) -> None:
         event, self._open = self._open, None
-        end = event.last_hit if event.first_still is None else (event.last_hit + event.first_still) / 2
         tile = event.peak.sample.picture(self.tile_width)
         event.peak.sample.release()
-        self.events.append(Event(start=max(0.0, event.start), end=end, peak=event.peak.time, score=event.peak.score,
-                                 tile=tile))
+        self.events.append(Event(start=max(0.0, event.start), end=(event.before_last_hit + event.last_hit) / 2,
+                                 peak=event.peak.time, score=event.peak.score, tile=tile))
 
 
 def build_events(motions: Iterable[Motion], cooldown: float, tile_width: int) -> list[Event]:

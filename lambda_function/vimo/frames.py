@@ -178,7 +178,7 @@ class Clip:
         no other packet.
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
-        ``analysis`` whether keyframes alone are dense enough to screen the clip with.
+        ``analysis`` whether events can be found among keyframes alone.
         """
         self._seek(start)
         self._stream.codec_context.skip_frame = "DEFAULT"

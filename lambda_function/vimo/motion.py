@@ -37,9 +37,6 @@ DYNAMIC_BACKGROUND = 0.4
 # Moving-area fraction needed for a hit, at sensitivity 0 and 1 (log-interpolated between).
 AREA_AT_SENSITIVITY_0 = 0.02
 AREA_AT_SENSITIVITY_1 = 0.00005
-# Screening keyframes for where to look closer is cheap to get wrong in one direction only: a
-# stretch screened as busy is merely decoded in full. So screening hits at a third of the area.
-SCREENING_FACTOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -61,8 +58,8 @@ def area_threshold(sensitivity: float) -> float:
 class MotionDetector:
     """Compares each sample with the one before it; feed samples in time order."""
 
-    def __init__(self, sensitivity: float = 0.5, screening: bool = False):
-        self.threshold = area_threshold(sensitivity) * (SCREENING_FACTOR if screening else 1.0)
+    def __init__(self, sensitivity: float = 0.5):
+        self.threshold = area_threshold(sensitivity)
         self._previous: np.ndarray | None = None
         self._activity: np.ndarray | None = None
 

@@ -117,16 +117,12 @@ def merge(results: Sequence, cooldown: float, step: float = 0.0) -> list[Event]:
 def _continues(before: Event, after: Event, cooldown: float, step: float) -> bool:
     """Whether the serial run would have made one event of these two pieces.
 
-    The serial run ends an event at the first still sample more than ``cooldown`` after its last
-    hit, so on a grid of ``step`` it joins hits up to ``bridge = (floor(cooldown / step) + 1) * step``
-    apart. A piece's end is half a step after its last hit (or on it, when its segment ended on a
-    hit) and the next piece's start half a step before its first hit: on the grid, a gap of at
-    most ``bridge - step / 2`` is exactly the serial run's rule, in both cases.
+    The serial run (``events.EventBuilder``) keeps hits in a row together, and hits with still
+    samples between them together when they are at most ``cooldown`` apart. Each piece is timed
+    half a step before its first and its last hit, so ``after.start - before.end`` is exactly the
+    time between the two hits either side of the boundary: one step when they are in a row.
     """
-    if step <= 0:
-        return after.start - before.end <= cooldown + 1e-6
-    bridge = (math.floor(cooldown / step + 1e-6) + 1) * step
-    return after.start - before.end <= bridge - step / 2 + 1e-6
+    return after.start - before.end <= max(cooldown, step) + 1e-6
 
 
 def _join(a: Event, b: Event) -> Event:

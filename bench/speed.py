@@ -1,0 +1,160 @@
+"""How fast and how lean the analysis is, against a plain OpenCV ``grab()`` loop over the same file.
+
+The original design skipped frames with ``grab()``; with inter-frame codecs the decoder still runs
+for every frame, so that loop is the cost to beat. For each clip this prints, measured in one run
+(the machine is shared and noisy, so only same-run ratios mean anything):
+
+    clip, duration, resolution, keyframe interval, decode-loop time, analysis time, ratio,
+    peak memory of the analysis, events F1 against the scene's ground truth
+
+and the time to import the handler module (a Lambda cold start). Each measurement runs in a fresh
+process, so peak RSS is that of one analysis and nothing else. Clips are rendered once into
+``bench/out/speed/`` (a few minutes each at 1080p) and reused.
+
+    .venv/bin/python bench/speed.py [--only NAME] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "speed"
+sys.path.insert(0, str(ROOT / "test_data"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scenes import Scene, crossing, encode  # noqa: E402
+from quality import match  # noqa: E402  (the same event matching as the quality benchmark)
+
+class QuickScene(Scene):
+    """``Scene`` with its sensor noise taken from a bank of precomputed frames: the encoder and the
+    decoder see the same kind of picture, but a 1080p frame takes milliseconds to make instead of
+    most of a second (nuisances are left out: this benchmark measures speed, quality has its own)."""
+
+    def render(self, t: float):
+        import numpy as np
+
+        st = self._static
+        if "noise_bank" not in st:
+            rng = np.random.default_rng(self.seed)
+            st["noise_bank"] = [rng.standard_normal((self.height, self.width, 1), np.float32) * self.noise
+                                for _ in range(8)]
+            st["background32"] = st["background"].astype(np.float32)
+        frame = st["background32"].copy()
+        for actor, poses in zip(self.actors, st["sprites"]):
+            self._draw_actor(frame, actor, poses, t)
+        frame += st["noise_bank"][round(t * 1000) % 8]
+        return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+# A 65 s 1080p25 street scene with four events: people near and far, a car, a slow walker.
+STREET = QuickScene(
+    width=1920, height=1080, duration=65.0, fps=25.0, background="street", noise=3.0, seed=65,
+    actors=(
+        crossing("person", 0.30, 4.0, 7.0, 0.88, seed=1),
+        crossing("car", 0.18, 19.0, 3.0, 0.97, left_to_right=False, seed=2),
+        crossing("person", 0.10, 31.0, 11.0, 0.74, seed=3),
+        crossing("person", 0.22, 51.0, 9.0, 0.92, left_to_right=False, seed=4),
+    ),
+)
+
+# name -> (keyframe interval in frames or None for x264's default of 250, description)
+CLIPS = {
+    "1080p_x264_default_gop": None,
+    "1080p_gop_1s": 25,
+    "1080p_gop_0.5s": 12,
+}
+
+# Peak RSS from /proc (VmHWM): ru_maxrss survives execve on Linux, so a child would report the
+# peak of the benchmark process that forked it.
+PEAK_MB = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
+
+DECODE_LOOP = """
+import sys, time, cv2
+started = time.perf_counter()
+capture = cv2.VideoCapture(sys.argv[1])
+frames = 0
+while capture.grab():
+    frames += 1
+print(time.perf_counter() - started, PEAK_MB, frames)
+""".replace("PEAK_MB", PEAK_MB)
+
+ANALYSIS = """
+import json, sys, time
+from vimo.analysis import analyze_clip
+from vimo.config import Options, Settings
+started = time.perf_counter()
+result = analyze_clip(sys.argv[1], Options(), Settings())
+elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "rss_mb": PEAK_MB,
+                  "events": [e.to_dict() for e in result.events], "frames": result.video.frames_analyzed}))
+""".replace("PEAK_MB", PEAK_MB)
+
+KEYFRAMES = """
+import sys, av
+with av.open(sys.argv[1]) as c:
+    s = c.streams.video[0]
+    times = [float(p.pts * s.time_base) for p in c.demux(s) if p.is_keyframe and p.pts is not None]
+print(sum(b - a for a, b in zip(times, times[1:])) / max(1, len(times) - 1))
+"""
+
+IMPORT = """
+import time
+started = time.perf_counter()
+import vimo.app
+print(time.perf_counter() - started)
+"""
+
+
+def run(code: str, *args: str) -> str:
+    return subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
+                          cwd=ROOT).stdout.strip().splitlines()[-1]
+
+
+def clip_path(name: str, gop: int | None) -> Path:
+    path = OUT / f"{name}.mp4"
+    if not path.exists():
+        print(f"rendering {path.name} (once) ...", file=sys.stderr, flush=True)
+        # veryfast: a camera's hardware encoder makes similar streams (B-frames, few references), and
+        # x264's default preset would take half an hour per clip here.
+        encode(STREET, path, codec="libx264", bitrate=6_000_000, gop=gop, options={"preset": "veryfast"})
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="one clip by name")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
+    args = parser.parse_args()
+    truth = STREET.truth()
+
+    header = (f"{'clip':24} {'dur':>5} {'size':>9} {'key int':>7} {'decode':>7} {'analysis':>8} {'ratio':>6} "
+              f"{'peak MB':>7} {'decode MB':>9} {'F1':>5}")
+    rows = []
+    for name, gop in CLIPS.items():
+        if args.only and args.only != name:
+            continue
+        path = clip_path(name, gop)
+        key_interval = float(run(KEYFRAMES, str(path)))
+        decode_s, decode_mb = min(tuple(map(float, run(DECODE_LOOP, str(path)).split()[:2]))
+                                  for _ in range(args.repeat))
+        analyses = [json.loads(run(ANALYSIS, str(path))) for _ in range(args.repeat)]
+        analysis = min(analyses, key=lambda a: a["seconds"])
+        true_positives = match(analysis["events"], truth)
+        f1 = 2 * true_positives / (len(analysis["events"]) + len(truth))
+        rows.append(f"{name:24} {STREET.duration:5.0f} {STREET.width}x{STREET.height:<4} {key_interval:6.2f}s "
+                    f"{decode_s:6.2f}s {analysis['seconds']:7.2f}s {analysis['seconds'] / decode_s:5.2f}x "
+                    f"{analysis['rss_mb']:7.0f} {decode_mb:9.0f} {f1:5.2f}")
+        print(rows[-1], file=sys.stderr, flush=True)
+    cold = min(float(run(IMPORT)) for _ in range(3))
+    print(header)
+    print("\n".join(rows))
+    print(f"import vimo.app (cold start, best of 3): {cold:.2f}s")
+
+
+if __name__ == "__main__":
+    main()
