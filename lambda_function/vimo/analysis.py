@@ -16,7 +16,7 @@ from .config import Options, Settings
 from .errors import unsupported
 from .events import Event, build_events
 from .frames import Clip, Sample, VideoInfo, open_frames
-from .motion import MotionDetector
+from .motion import UsualChange, detect
 from .upload import Upload
 
 # Keyframes at least this often (seconds) are dense enough to find events among them: motion that
@@ -56,14 +56,15 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     started = time.perf_counter()
     with Clip(str(path), settings) as clip:
         tally = _Tally(deadline)
-        events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options)
+        usual = UsualChange()
+        events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
         interval = clip.keyframe_interval
         if tally.complete and interval > options.step * 1.5:
             if interval <= KEYFRAME_EVENTS_INTERVAL:
                 for event in events:
-                    _time_edges(event, clip, interval, options, tally, start, end)
+                    _time_edges(event, clip, interval, options, usual, tally, start, end)
             else:
                 tally.restart()
                 events = find_events(tally(clip.samples(options.step, start, end)), options)
@@ -77,24 +78,26 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
                   None if tally.complete else tally.last_time)
 
 
-def find_events(samples: Iterable[Sample], options: Options) -> list[Event]:
-    detector = MotionDetector(options.sensitivity)
-    return build_events((detector(sample) for sample in samples), options.cooldown, options.tile_width)
+def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None) -> list[Event]:
+    motions = detect(samples, options.sensitivity, usual, picture_width=options.tile_width)
+    return build_events(motions, options.cooldown, options.tile_width)
 
 
-def _time_edges(event: Event, clip: Clip, interval: float, options: Options, tally: "_Tally",
-                start: float, end: float) -> None:
+def _time_edges(event: Event, clip: Clip, interval: float, options: Options, usual: UsualChange,
+                tally: "_Tally", start: float, end: float) -> None:
     """Re-time an event found among keyframes ``interval`` apart from ``step``-spaced samples
     around its start and its end. Its start and end lie halfway between two keyframes, so the
-    motion began (ended) within ``interval / 2`` of each; the peak and its tile stay as found."""
+    motion began (ended) within ``interval / 2`` of each; the peak and its tile stay as found.
+    What the keyframes taught about the clip's usual motion is used as it is: a stretch this short
+    would learn the event itself as usual."""
     reach = interval / 2 + options.step
 
     def hits(around: float) -> list[tuple[float, bool]]:
-        detector = MotionDetector(options.sensitivity)
+        samples = tally(clip.samples(options.step, max(start, around - reach), min(end, around + reach)))
         found = []
-        for sample in tally(clip.samples(options.step, max(start, around - reach), min(end, around + reach))):
-            found.append((sample.time, detector(sample).hit))
-            sample.release()
+        for motion in detect(samples, options.sensitivity, usual, learning=False):
+            found.append((motion.time, motion.hit))
+            motion.sample.release()
         return found
 
     around_start = hits(event.start)

@@ -8,35 +8,55 @@ own counter here, in the order the pipeline applies them:
    measured in *this* pair of frames (so a grainy night clip raises its own bar).
 2. Lighting drift and flicker: the second frame's brightness is matched to the first's before
    comparing, so a scene growing brighter, or a lamp pulsing, changes nothing.
-3. Rain, snow and leftover noise: isolated changed pixels are removed by a morphological opening;
-   a person or a car is a solid patch, a raindrop is a speck.
-4. Foliage, water and other endless motion: pixels that have been changing most of the recent past
-   are dynamic background and do not count; someone walking through is new.
+3. Isolated specks (leftover noise, raindrops): removed by a morphological opening.
+4. Endless motion (leaves in the wind, snow, water): it changes a scattered few pixels in the same
+   neighbourhoods sample after sample, in gusts. So each neighbourhood has a usual density of
+   change, a high quantile of its densities over the last ``HISTORY`` samples (long enough to
+   span the lulls between gusts), and its changes count only when they are much denser than
+   usual. Someone walking past is a dense patch where the usual is nearly nothing, and still a
+   denser patch than the leaves behind them. The usual densities are learnt from the first
+   samples before any of them is scored, so a clip that opens on a swaying tree starts quiet.
 
-What remains is scored as the fraction of the picture that moved. ``MotionDetector`` is a pure
-function of the samples it has seen, so a clip analysed in segments scores the same once each
-segment is primed.
+What remains is scored as the fraction of the picture that moved; a sample is a hit when the
+moving pixels in its busiest neighbourhood (CELL x 3 pixels square) are enough to be an object, so
+that leftover specks scattered over the whole picture never add up to one.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 
-# A pixel moved if its difference exceeds NOISE_FACTOR times the pair's noise level (estimated from
+# A pixel changed if its difference exceeds NOISE_FACTOR times the pair's noise level (estimated from
 # the median difference, which static pixels dominate), and never less than MIN_DIFFERENCE gray
 # levels: an H.264 clip of a still scene has almost no noise, but blocky edges that shimmer.
 NOISE_FACTOR = 4.5
 MIN_DIFFERENCE = 10.0
-# How quickly a pixel's activity forgets (per sample) and how busy it must be to count as
-# dynamic background: at two samples a second, changing in 40 % of the last ~10 s.
-ACTIVITY_RATE = 0.05
-DYNAMIC_BACKGROUND = 0.4
-# Moving-area fraction needed for a hit, at sensitivity 0 and 1 (log-interpolated between).
-AREA_AT_SENSITIVITY_0 = 0.02
-AREA_AT_SENSITIVITY_1 = 0.00005
+# Neighbourhoods are a cell of CELL x CELL pixels of the analysis frame and the 3x3 cells around it.
+# Their usual density of change is the USUAL_QUANTILE percentile of the last HISTORY samples (20 s
+# at the default step), spread to the neighbouring cells; the first HISTORY samples are learnt
+# before any is scored. Above the median, so that gusts of wind count as usual; well below the top,
+# so that someone who stays in view for a while is not.
+CELL = 8
+HISTORY = 40
+USUAL_QUANTILE = 60
+# With fewer densities than this to go by (a handful of frames), nothing counts as usual: a short
+# burst in which someone moves in most frames must not learn them as the background.
+MIN_HISTORY = 16
+# Changes count where a neighbourhood's density is over DENSITY_FACTOR times its usual density,
+# and over MIN_DENSITY in any case.
+DENSITY_FACTOR = 3.0
+MIN_DENSITY = 0.04
+# Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
+# sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
+# at 480x270): a person 5 % of the picture high. A person 3 % high needs about 0.7; rain and
+# flakes of snow near the lens start to count from about 0.6.
+AREA_AT_SENSITIVITY_0 = 0.0035
+AREA_AT_SENSITIVITY_1 = 0.00008
 
 
 @dataclass(frozen=True)
@@ -55,31 +75,66 @@ def area_threshold(sensitivity: float) -> float:
     return math.exp(low + (high - low) * sensitivity)
 
 
-class MotionDetector:
-    """Compares each sample with the one before it; feed samples in time order."""
+class UsualChange:
+    """How densely each neighbourhood usually changes: the median of its last ``HISTORY`` densities."""
 
-    def __init__(self, sensitivity: float = 0.5):
-        self.threshold = area_threshold(sensitivity)
-        self._previous: np.ndarray | None = None
-        self._activity: np.ndarray | None = None
+    def __init__(self):
+        self._history: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self._usual: np.ndarray | None = None
 
-    def reset(self) -> None:
-        """Forget the previous frame (after a jump in time) but keep what is dynamic background."""
-        self._previous = None
+    def add(self, density: np.ndarray) -> None:
+        if self._history and self._history[0].shape != density.shape:
+            self._history.clear()
+        self._history.append(density)
+        self._usual = None
 
-    def __call__(self, sample) -> Motion:
+    def moving_cells(self, density: np.ndarray) -> np.ndarray:
+        """Neighbourhoods changing much more densely than usual."""
+        if self._usual is None:
+            enough = len(self._history) >= MIN_HISTORY
+            self._usual = _spread(np.percentile(np.stack(self._history), USUAL_QUANTILE, axis=0)) if enough \
+                else np.zeros_like(density)
+        return density > np.maximum(MIN_DENSITY, DENSITY_FACTOR * self._usual)
+
+
+def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = None,
+           learning: bool = True, picture_width: int = 1280) -> Iterator[Motion]:
+    """The motion at each sample, in order.
+
+    The first ``HISTORY`` samples are held back until the usual densities have been learnt from
+    them; meanwhile their pictures wait shrunk to ``picture_width`` (the tile width), not as full
+    frames. Pass the ``usual`` of an earlier pass over the same clip, with ``learning=False``, to
+    score a short stretch with what that pass learnt.
+    """
+    threshold = area_threshold(sensitivity)
+    usual = UsualChange() if usual is None else usual
+    held: list[tuple[object, np.ndarray | None]] = []
+    previous = None
+    for sample in samples:
         frame = _blur(sample.gray.astype(np.float32))
-        previous, self._previous = self._previous, frame
-        if previous is None or previous.shape != frame.shape:
-            return Motion(sample.time, 0.0, False, sample)
-        moved = changed_pixels(previous, frame)
-        if self._activity is None:
-            self._activity = np.zeros(moved.shape, np.float32)
-        background = self._activity > DYNAMIC_BACKGROUND
-        self._activity += ACTIVITY_RATE * (moved - self._activity)
-        moving = moved & ~background
-        score = float(np.count_nonzero(moving)) / moving.size
-        return Motion(sample.time, score, score >= self.threshold, sample)
+        changed = None if previous is None or previous.shape != frame.shape else changed_pixels(previous, frame)
+        previous = frame
+        if changed is not None and learning:
+            usual.add(_density(changed))
+        if learning and len(held) < HISTORY:
+            sample.shrink(picture_width)
+            held.append((sample, changed))
+            continue
+        for waiting, waiting_changed in held:
+            yield _score(waiting, waiting_changed, usual, threshold)
+        held = []
+        yield _score(sample, changed, usual, threshold)
+    for waiting, waiting_changed in held:
+        yield _score(waiting, waiting_changed, usual, threshold)
+
+
+def _score(sample, changed: np.ndarray | None, usual: UsualChange, threshold: float) -> Motion:
+    if changed is None:
+        return Motion(sample.time, 0.0, False, sample)
+    cells = usual.moving_cells(_density(changed))
+    moving = changed & np.kron(cells, np.ones((CELL, CELL), bool))[: changed.shape[0], : changed.shape[1]]
+    score = float(np.count_nonzero(moving)) / moving.size
+    return Motion(sample.time, score, _busiest_neighbourhood(moving) >= threshold * moving.size, sample)
 
 
 def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,6 +146,34 @@ def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _open(changed)
 
 
+def _density(changed: np.ndarray) -> np.ndarray:
+    """Fraction of changed pixels in each cell's 3x3-cell neighbourhood."""
+    return _neighbourhood_sums(changed) / (9 * CELL * CELL)
+
+
+def _busiest_neighbourhood(moving: np.ndarray) -> float:
+    return float(_neighbourhood_sums(moving).max())
+
+
+def _neighbourhood_sums(mask: np.ndarray) -> np.ndarray:
+    """Pixels set in each CELL x CELL cell and the 3x3 cells around it."""
+    h, w = mask.shape
+    rows, cols = -(-h // CELL), -(-w // CELL)
+    padded = np.zeros((rows * CELL, cols * CELL), np.float32)
+    padded[:h, :w] = mask
+    cells = padded.reshape(rows, CELL, cols, CELL).sum(axis=(1, 3))
+    p = np.pad(cells, 1, mode="edge")
+    p = p[:-2] + p[1:-1] + p[2:]
+    return p[:, :-2] + p[:, 1:-1] + p[:, 2:]
+
+
+def _spread(cells: np.ndarray) -> np.ndarray:
+    """Each cell's value raised to the largest of its 3x3 neighbours'."""
+    p = np.pad(cells, 1, mode="edge")
+    p = np.maximum(np.maximum(p[:-2], p[1:-1]), p[2:])
+    return np.maximum(np.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
+
+
 def _blur(x: np.ndarray) -> np.ndarray:
     """A 3x3 binomial blur, edges repeated."""
     x = np.pad(x, 1, mode="edge")
@@ -99,7 +182,8 @@ def _blur(x: np.ndarray) -> np.ndarray:
 
 
 def _open(mask: np.ndarray) -> np.ndarray:
-    """Morphological opening with a 3x3 square: removes specks narrower than three pixels."""
+    """Morphological opening with a 3x3 square: removes specks and streaks narrower than three
+    pixels (raindrops, noise); a person 3 % of the picture high is four pixels wide."""
     return _dilate(_erode(mask))
 
 
