@@ -47,8 +47,9 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     the keyframes allow.
 
     A first pass decodes only the keyframes on the sampling grid and finds events among them.
-    Keyframes as dense as the grid (intra-only codecs): that is the analysis. Keyframes at least
-    every ``KEYFRAME_EVENTS_INTERVAL`` seconds (phones, cameras): the events stand, and only the
+    Keyframes at most two steps apart (intra-only codecs; phones and cameras at the default step):
+    that is the analysis, its times within one step of what sampling every ``step`` would give.
+    Keyframes at least every ``KEYFRAME_EVENTS_INTERVAL`` seconds: the events stand, and only the
     stretches around each one's start and end are decoded at ``step`` to time them finely.
     Sparser keyframes (long GOPs): the whole span is decoded, skipping the frames no other frame
     depends on. ``deadline`` (a ``time.monotonic()`` value) stops early with ``complete=False``.
@@ -61,10 +62,10 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
         interval = clip.keyframe_interval
-        if tally.complete and interval > options.step * 1.5:
+        if tally.complete and interval > options.step * 2:
             if interval <= KEYFRAME_EVENTS_INTERVAL:
                 for event in events:
-                    _time_edges(event, clip, interval, options, usual, tally, start, end)
+                    _time_edges(event, clip, interval, options, usual, tally)
             else:
                 tally.restart()
                 events = find_events(tally(clip.samples(options.step, start, end)), options)
@@ -84,30 +85,36 @@ def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange 
 
 
 def _time_edges(event: Event, clip: Clip, interval: float, options: Options, usual: UsualChange,
-                tally: "_Tally", start: float, end: float) -> None:
+                tally: "_Tally") -> None:
     """Re-time an event found among keyframes ``interval`` apart from ``step``-spaced samples
-    around its start and its end. Its start and end lie halfway between two keyframes, so the
-    motion began (ended) within ``interval / 2`` of each; the peak and its tile stay as found.
-    What the keyframes taught about the clip's usual motion is used as it is: a stretch this short
-    would learn the event itself as usual."""
-    reach = interval / 2 + options.step
+    around its start and its end. Each lies halfway between two keyframes, the motion began (ended)
+    between them, and decoding from the first of them to the second is all it takes; the peak and
+    its tile stay as found (in a segment of a clip, the stretch may reach past the segment: the
+    event is the segment's, its timing is the clip's). What the keyframes taught about the clip's
+    usual motion is used as it is: a stretch this short would learn the event itself as usual."""
+    reach = interval / 2
 
-    def hits(around: float) -> list[tuple[float, bool]]:
-        samples = tally(clip.samples(options.step, max(start, around - reach), min(end, around + reach)))
-        found = []
+    def motions(around: float):
+        samples = tally(clip.samples(options.step, max(0.0, around - reach), around + reach))
         for motion in detect(samples, options.sensitivity, usual, learning=False):
-            found.append((motion.time, motion.hit))
             motion.sample.release()
-        return found
+            yield motion
 
-    around_start = hits(event.start)
-    first = next((i for i, (_, hit) in enumerate(around_start) if hit), None)
-    if first:  # a hit with a sample before it
-        event.start = (around_start[first - 1][0] + around_start[first][0]) / 2
-    around_end = hits(event.end)
-    last = next((i for i in reversed(range(len(around_end))) if around_end[i][1]), None)
-    if last and last + 1 < len(around_end):  # a hit with samples before and after it
-        event.end = (around_end[last - 1][0] + around_end[last][0]) / 2
+    before = None
+    for motion in motions(event.start):  # up to the first hit
+        if motion.hit and before is not None:
+            event.start = (before + motion.time) / 2
+            break
+        before = motion.time
+    before = last_hit = None
+    for motion in motions(event.end):  # up to the first still sample after a hit
+        if motion.hit and before is not None:
+            last_hit = (before, motion.time)
+        elif last_hit:
+            break
+        before = motion.time
+    if last_hit:
+        event.end = sum(last_hit) / 2
 
 
 def analyze_frames(upload: Upload, settings: Settings) -> Result:

@@ -23,6 +23,7 @@ from fractions import Fraction
 from typing import Iterator, Sequence
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -59,13 +60,14 @@ class VideoInfo:
 class Sample:
     """One sampled frame: its time, a small gray copy to compare, and the full picture on request."""
 
-    __slots__ = ("time", "gray", "rotation", "_source")
+    __slots__ = ("time", "gray", "rotation", "_source", "_reformatter")
 
-    def __init__(self, time: float, gray: np.ndarray, source, rotation: int = 0):
+    def __init__(self, time: float, gray: np.ndarray, source, rotation: int = 0, reformatter=None):
         self.time = time
         self.gray = gray
         self.rotation = rotation  # degrees counter-clockwise that turn the picture upright
         self._source = source  # av.VideoFrame or PIL.Image, until ``release``
+        self._reformatter = reformatter  # the clip's, so that scaling contexts are reused
 
     def picture(self, width: int) -> Image.Image:
         """The frame, upright, ``width`` pixels wide (or its own width, if smaller)."""
@@ -74,7 +76,8 @@ class Sample:
         scale = min(1.0, width / upright_width)
         w, h = max(2, round(source.width * scale)), max(2, round(source.height * scale))
         if isinstance(source, av.VideoFrame):
-            image = source.to_image(width=w, height=h, interpolation="AREA")
+            image = self._reformatter.reformat(source, width=w, height=h, format="rgb24",
+                                               interpolation="AREA").to_image()
         else:
             image = source.resize((w, h), Image.Resampling.BOX) if scale < 1 else source.copy()
         if self.rotation in _ROTATE:
@@ -116,6 +119,8 @@ class Clip:
             self._container.close()
             raise
         self.keyframe_interval = math.inf  # measured by keyframe_samples
+        # swscale contexts cost more to set up than to run: one for gray copies, one for pictures.
+        self._gray, self._pictures = VideoReformatter(), VideoReformatter()
 
     def _open(self):
         try:
@@ -181,7 +186,8 @@ class Clip:
 
     def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
         """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
-        no other packet.
+        no other packet but the last keyframe before ``start`` (so that a clip cut into segments
+        compares every pair of neighbouring keyframes exactly once).
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
         ``analysis`` whether events can be found among keyframes alone.
@@ -191,6 +197,7 @@ class Clip:
         origin = self._origin()
         key_times: list[float] = []
         next_time = start
+        baseline = None  # the last keyframe before ``start``: what the first one after is compared with
         for packet in self._demux():
             if not packet.is_keyframe or packet.pts is None:
                 continue
@@ -198,6 +205,13 @@ class Clip:
             if t > end + 1e-6:
                 break
             key_times.append(t)
+            if t + 1e-6 < start:
+                baseline = packet
+                continue
+            if baseline is not None:
+                for frame in self._decode(baseline):
+                    yield self._sample(frame, origin)
+                baseline = None
             if t + 1e-6 < next_time:
                 continue
             for frame in self._decode(packet):
@@ -241,7 +255,8 @@ class Clip:
         if start <= 0:
             return self._rewind()
         try:
-            target = int((start + self._origin()) / self._stream.time_base)
+            # A millisecond late, so that a start on a keyframe's time lands on that keyframe.
+            target = int((start + self._origin() + 0.001) / self._stream.time_base)
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
             self._stream.codec_context.flush_buffers()
         except av.FFmpegError:  # no usable index: read from the start instead
@@ -280,8 +295,8 @@ class Clip:
             raise too_large(f"A frame of the video is {frame.width}x{frame.height}; at most "
                             f"{self._settings.max_pixels:,} pixels per frame are accepted.")
         w, h = _analysis_size(frame.width, frame.height)
-        gray = frame.to_ndarray(width=w, height=h, format="gray", interpolation="AREA")
-        return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360)
+        gray = self._gray.reformat(frame, width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
+        return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360, self._pictures)
 
 
 def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Settings) -> tuple[list[Sample], VideoInfo]:
