@@ -182,6 +182,11 @@ def test_api_key_is_required_on_motion_and_uploads_only(swagger):
     assert paths["/uploads"]["post"]["security"] == [{"api_key": []}]
     # Browsers send no key on a preflight; the page itself is public.
     assert not [path for path, item in paths.items() if "security" in item.get("options", {})]
+    # The local gateway (with an api_key set) checks the same routes.
+    from vimo.gateway import KEYED_ROUTES
+
+    assert KEYED_ROUTES == {(method.upper(), path) for path, item in paths.items()
+                            for method, operation in item.items() if "security" in operation}
     assert "security" not in paths["/"]["get"] and "security" not in swagger
 
 

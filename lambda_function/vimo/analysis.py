@@ -42,7 +42,7 @@ class Result:
 
 
 def analyze_clip(path: Path | str, options: Options, settings: Settings, start: float = 0.0,
-                 end: float = math.inf, deadline: float | None = None) -> Result:
+                 end: float = math.inf, deadline: float | None = None, threads: int = 0) -> Result:
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
     the keyframes allow.
 
@@ -52,10 +52,11 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     Keyframes at least every ``KEYFRAME_EVENTS_INTERVAL`` seconds: the events stand, and only the
     stretches around each one's start and end are decoded at ``step`` to time them finely.
     Sparser keyframes (long GOPs): the whole span is decoded, skipping the frames no other frame
-    depends on. ``deadline`` (a ``time.monotonic()`` value) stops early with ``complete=False``.
+    depends on. ``deadline`` (a ``time.monotonic()`` value) stops early with ``complete=False``;
+    ``threads`` is the decoder's (0: all cores; a process of a pool decodes on one).
     """
     started = time.perf_counter()
-    with Clip(str(path), settings) as clip:
+    with Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
         usual = UsualChange()
         events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)

@@ -36,12 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000)))
     serve.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    serve.add_argument("--api-key", default=os.environ.get("VIMO_API_KEY") or None,
+                       help="require this x-api-key on POST /motion and /uploads, as the deployed API does "
+                            "(default: $VIMO_API_KEY; none)")
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         from .gateway import serve as run
 
-        run(args.host, args.port, args.workers)
+        run(args.host, args.port, args.workers, args.api_key)
         return 0
     try:
         return _analyze(args)

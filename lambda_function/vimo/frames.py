@@ -109,9 +109,10 @@ def _analysis_size(width: int, height: int) -> tuple[int, int]:
 class Clip:
     """An opened video file; refuses what is not a decodable video before any analysis starts."""
 
-    def __init__(self, path: str, settings: Settings):
+    def __init__(self, path: str, settings: Settings, threads: int = 0):
         self._path = path
         self._settings = settings
+        self._threads = threads  # decoder threads; 0 lets FFmpeg use every core
         self._container = self._open()
         try:
             self._stream = self._check_stream()
@@ -147,8 +148,15 @@ class Clip:
         if self.duration_hint(stream) > self._settings.max_duration:
             raise too_large(f"The video claims to last {self.duration_hint(stream) / 3600:.1f} hours; at most "
                             f"{self._settings.max_duration / 3600:g} hours are accepted.")
-        stream.thread_type = "AUTO"
+        self._set_threads(stream)
         return stream
+
+    def _set_threads(self, stream) -> None:
+        if self._threads == 1:
+            stream.thread_type = "NONE"
+        else:
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = self._threads
 
     def duration_hint(self, stream=None) -> float:
         """The duration the headers claim; only a hint, the samples' timestamps are the truth."""
@@ -267,7 +275,7 @@ class Clip:
         self._container.close()
         self._container = self._open()
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
+        self._set_threads(stream)
         self._stream = stream
 
     def _demux(self):

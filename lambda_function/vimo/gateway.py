@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .config import LAMBDA_PAYLOAD_LIMIT
@@ -28,6 +29,11 @@ from .config import LAMBDA_PAYLOAD_LIMIT
 # same (a test keeps them in step). "*/*" makes API Gateway return binary to clients that send
 # curl's default "Accept: */*".
 BINARY_MEDIA_TYPES = ("multipart/form-data", "video/*", "image/*", "application/octet-stream", "*/*")
+# The routes swagger.yaml puts behind an API key; with an api_key set, the gateway checks it as API
+# Gateway does (a test keeps this in step with swagger.yaml).
+KEYED_ROUTES = {("POST", "/motion"), ("POST", "/uploads")}
+# The REST API's definition (in a checkout of the repository; not part of the Lambda package).
+SPEC = Path(__file__).resolve().parents[2] / "swagger.yaml"
 # Refuse bodies this large outright, before reading them: nothing near it can fit an invoke.
 MAX_BODY = LAMBDA_PAYLOAD_LIMIT * 2
 
@@ -74,6 +80,11 @@ def _find(headers: dict, name: str) -> str:
     return next((k for k in headers if k.lower() == name), name)
 
 
+def _header(event: dict, name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return headers.get(_find(headers, name))
+
+
 class LambdaContext:
     """The parts of Lambda's context object the handler and Powertools read."""
 
@@ -111,9 +122,10 @@ class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # listen backlog; socketserver's default of 5 resets bursts of new connections
 
-    def __init__(self, address, workers: int | None = None):
+    def __init__(self, address, workers: int | None = None, api_key: str | None = None):
         super().__init__(address, _Handler)
         self.workers = workers or os.cpu_count() or 2
+        self.api_key = api_key
         self.pool = concurrent.futures.ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm)
 
@@ -122,6 +134,10 @@ class Gateway(ThreadingHTTPServer):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def call(self, event: dict) -> dict:
+        if self.api_key and (event["httpMethod"], event["path"]) in KEYED_ROUTES \
+                and _header(event, "x-api-key") != self.api_key:
+            # What API Gateway answers (through swagger.yaml's gateway responses) without a valid key.
+            return _error(403, "INVALID_API_KEY", "Forbidden")
         size = len(json.dumps(event))
         if size > LAMBDA_PAYLOAD_LIMIT:
             return _error(413, "too_large",
@@ -141,6 +157,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_request(self):
         started = time.perf_counter()
+        if self.command == "GET" and urlsplit(self.path).path == "/swagger.yaml" and SPEC.exists():
+            # The API's definition, for clients and for testing the API against it (schemathesis).
+            sent = self._send({"statusCode": 200, "headers": {"Content-Type": "application/yaml"},
+                               "body": SPEC.read_text("utf-8")})
+            log.info('%s "%s %s" 200 %sB', self.client_address[0], self.command, self.path, sent)
+            return
         length = self.headers.get("Content-Length")
         try:
             size = int(length or 0)
@@ -164,7 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
         log.info('%s "%s %s" %s %sB %.2fs', self.client_address[0], self.command, self.path,
                  result.get("statusCode"), sent, time.perf_counter() - started)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_request
+    def __getattr__(self, name: str):
+        # Every method goes to the function, as API Gateway's proxy does; it answers 405 or 404.
+        if name.startswith("do_"):
+            return self.do_request
+        raise AttributeError(name)
 
     def _send(self, result: dict) -> int:
         body = result.get("body") or ""
@@ -192,9 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve(host: str = "127.0.0.1", port: int = 3000, workers: int | None = None) -> None:
+def serve(host: str = "127.0.0.1", port: int = 3000, workers: int | None = None, api_key: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    with Gateway((host, port), workers) as server:
+    with Gateway((host, port), workers, api_key) as server:
         log.info("vimo local API on http://%s:%d (POST /motion), %d workers; Ctrl-C stops", host, port, server.workers)
         try:
             server.serve_forever()

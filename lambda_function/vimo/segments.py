@@ -254,7 +254,9 @@ def run_local(clip: str, options: Options, settings: Settings, duration: float, 
 def _analyze_segment(clip, options, settings, start, end, deadline):
     from .analysis import analyze_clip
 
-    return analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline)
+    # One decoder thread per process: the pool is the parallelism, and threads on top of it only
+    # contend for the same cores.
+    return analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline, threads=1)
 
 
 def _collect(futures: list, deadline: float | None, grace: float = 0.0) -> list:
