@@ -88,25 +88,28 @@ def test_data() -> Path:
     return TEST_DATA
 
 
-def write_square_clip(path: Path, seconds: float = 6.0, moving=(2.0, 4.0), codec: str = "libx264",
-                      size=(320, 240), rate: int = 25) -> Path:
-    """A textured still scene that a dark square crosses during ``moving`` (seconds)."""
+def write_square_clip(path: Path, seconds: float = 6.0, moving=((2.0, 4.0),), codec: str = "libx264",
+                      size=(320, 240), rate: int = 25, gop: int | None = None) -> Path:
+    """A textured still scene that a dark square crosses, left to right, during each ``(start, end)``
+    of ``moving`` (seconds); ``gop``: frames between keyframes (the encoder's default if None)."""
     import av
     import numpy as np
 
     width, height = size
     rng = np.random.default_rng(1)
     background = (rng.random((height, width, 3)) * 60 + 100).astype(np.uint8)
+    square = max(8, width * 3 // 16)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate)
+        stream = out.add_stream(codec, rate=rate, options={"g": str(gop)} if gop else {})
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         for i in range(int(seconds * rate)):
             frame = background.copy()
             t = i / rate
-            if moving[0] <= t < moving[1]:
-                x = int((t - moving[0]) / (moving[1] - moving[0]) * (width - 60))
-                frame[height // 3:height // 3 + height // 3, x:x + 60] = 20
+            for start, end in moving:
+                if start <= t < end:
+                    x = int((t - start) / (end - start) * (width - square))
+                    frame[height // 3:height // 3 + height // 3, x:x + square] = 20
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

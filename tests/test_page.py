@@ -12,9 +12,10 @@ import shutil
 import threading
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+
+from conftest import write_square_clip
 from PIL import Image
 
 from vimo.gateway import Gateway
@@ -73,26 +74,9 @@ def page(browser):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    """10 s of 320x240 texture: a dark block crosses at 1-2.5 s, a light one falls at 6-7.5 s."""
-    path = tmp_path_factory.mktemp("page") / "crossing.mp4"
-    rng = np.random.default_rng(7)
-    background = (rng.random((240, 320, 3)) * 60 + 100).astype(np.uint8)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for i in range(250):
-            frame, t = background.copy(), i / 25
-            if 1 <= t < 2.5:
-                x = int((t - 1) / 1.5 * 260)
-                frame[80:160, x:x + 60] = 20
-            if 6 <= t < 7.5:
-                y = int((t - 6) / 1.5 * 180)
-                frame[y:y + 60, 100:200] = 230
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    """10 s of 320x240 texture: a dark square crosses at 1-2.5 s and again, faster, at 6-7 s."""
+    return write_square_clip(tmp_path_factory.mktemp("page") / "crossing.mp4", seconds=10.0,
+                             moving=((1.0, 2.5), (6.0, 7.0)))
 
 
 @pytest.fixture(scope="module")

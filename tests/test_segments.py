@@ -21,7 +21,7 @@ from botocore.stub import ANY, Stubber
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from PIL import Image
 
-from conftest import FakeContext
+from conftest import FakeContext, write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import segments
 from vimo.analysis import analyze_clip
@@ -161,26 +161,8 @@ def test_an_empty_segment_between_pieces_still_joins():
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
     """12 s, 160x120, a keyframe a second: a square crosses from 2.2 s to 5.2 s and again from 8.5 s to 10.5 s."""
-    import av
-    import numpy as np
-
-    path = tmp_path_factory.mktemp("clips") / "two.mp4"
-    rng = np.random.default_rng(5)
-    background = (rng.random((120, 160, 3)) * 60 + 100).astype(np.uint8)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"g": "25"})
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(300):
-            t, frame = i / 25, background.copy()
-            for a, b in ((2.2, 5.2), (8.5, 10.5)):
-                if a <= t < b:
-                    x = int((t - a) / (b - a) * 130)
-                    frame[40:80, x:x + 30] = 20
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_square_clip(tmp_path_factory.mktemp("clips") / "two.mp4", seconds=12.0,
+                             moving=((2.2, 5.2), (8.5, 10.5)), size=(160, 120), gop=25)
 
 
 @pytest.mark.parametrize("cuts", [[3.5], [3.0, 4.0, 9.0], [2.5, 5.0, 7.5, 10.0]])

@@ -16,12 +16,10 @@ import time
 import urllib.request
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import av
-import numpy as np
 import pytest
 import requests
 
-from conftest import body_bytes, body_json, header, invoke, multipart_event
+from conftest import body_bytes, body_json, header, invoke, multipart_event, write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import delivery, storage
 from vimo.config import Settings
@@ -30,23 +28,8 @@ from vimo.config import Settings
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> bytes:
     """3 s of 160x120 texture; a dark square crosses it from 1 s to 2 s."""
-    path = tmp_path_factory.mktemp("clips") / "square.mp4"
-    rng = np.random.default_rng(2)
-    background = (rng.random((120, 160, 3)) * 60 + 100).astype(np.uint8)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(75):
-            frame = background.copy()
-            t = i / 25
-            if 1 <= t < 2:
-                x = int((t - 1) * 120)
-                frame[40:80, x:x + 30] = 20
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path.read_bytes()
+    return write_square_clip(tmp_path_factory.mktemp("clips") / "square.mp4", seconds=3.0, moving=((1.0, 2.0),),
+                             size=(160, 120)).read_bytes()
 
 
 def clip_event(clip: bytes, *fields):
