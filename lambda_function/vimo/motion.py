@@ -162,7 +162,7 @@ def _cell_counts(changed: np.ndarray) -> np.ndarray:
 
 def _neighbourhoods(cells: np.ndarray) -> np.ndarray:
     """Each cell's value summed with its 3x3 neighbours'."""
-    p = np.pad(cells, 1, mode="edge")
+    p = _pad(cells)
     p = p[:-2] + p[1:-1] + p[2:]
     return p[:, :-2] + p[:, 1:-1] + p[:, 2:]
 
@@ -174,14 +174,25 @@ def _density(counts: np.ndarray) -> np.ndarray:
 
 def _spread(cells: np.ndarray) -> np.ndarray:
     """Each cell's value raised to the largest of its 3x3 neighbours'."""
-    p = np.pad(cells, 1, mode="edge")
+    p = _pad(cells)
     p = np.maximum(np.maximum(p[:-2], p[1:-1]), p[2:])
     return np.maximum(np.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
 
 
+def _pad(x: np.ndarray, edge: bool = True) -> np.ndarray:
+    """``x`` with a one-pixel border, repeating its edges (or zero); np.pad costs ten times more."""
+    shape = (x.shape[0] + 2, x.shape[1] + 2)
+    p = np.empty(shape, x.dtype) if edge else np.zeros(shape, x.dtype)
+    p[1:-1, 1:-1] = x
+    if edge:
+        p[0, 1:-1], p[-1, 1:-1] = x[0], x[-1]
+        p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
+    return p
+
+
 def _blur(x: np.ndarray) -> np.ndarray:
     """A 3x3 binomial blur, edges repeated."""
-    x = np.pad(x, 1, mode="edge")
+    x = _pad(x)
     x = x[:-2] + 2 * x[1:-1] + x[2:]
     return (x[:, :-2] + 2 * x[:, 1:-1] + x[:, 2:]) * (1 / 16)
 
@@ -193,12 +204,12 @@ def _open(mask: np.ndarray) -> np.ndarray:
 
 
 def _erode(m: np.ndarray) -> np.ndarray:
-    p = np.pad(m, 1, mode="constant", constant_values=False)
+    p = _pad(m, edge=False)
     rows = p[:-2] & p[1:-1] & p[2:]
     return rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
 
 
 def _dilate(m: np.ndarray) -> np.ndarray:
-    p = np.pad(m, 1, mode="constant", constant_values=False)
+    p = _pad(m, edge=False)
     rows = p[:-2] | p[1:-1] | p[2:]
     return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
