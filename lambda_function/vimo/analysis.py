@@ -46,7 +46,8 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
     the keyframes allow.
 
-    A first pass decodes only the keyframes on the sampling grid and finds events among them.
+    A first pass decodes only the keyframes on the sampling grid and finds events among them
+    (skipped when the container's index already shows keyframes too sparse to find events among).
     Keyframes at most two steps apart (intra-only codecs; phones and cameras at the default step):
     that is the analysis, its times within one step of what sampling every ``step`` would give.
     Keyframes at least every ``KEYFRAME_EVENTS_INTERVAL`` seconds: the events stand, and only the
@@ -58,11 +59,11 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     started = time.perf_counter()
     with Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
-        usual = UsualChange()
-        events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)
-        if tally.n == 0 and tally.complete:
-            raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
-        interval = clip.keyframe_interval
+        interval = clip.indexed_keyframe_interval()
+        if interval is None or interval <= KEYFRAME_EVENTS_INTERVAL:
+            usual = UsualChange()
+            events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)
+            interval = clip.keyframe_interval
         if tally.complete and interval > options.step * 2:
             if interval <= KEYFRAME_EVENTS_INTERVAL:
                 for event in events:
@@ -70,6 +71,8 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
             else:
                 tally.restart()
                 events = find_events(tally(clip.samples(options.step, start, end)), options)
+        if tally.n == 0 and tally.complete:
+            raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
 
         width, height = clip.size
         if tally.rotation in (90, 270):

@@ -167,6 +167,18 @@ class Clip:
             return self._container.duration / av.time_base
         return 0.0
 
+    def indexed_keyframe_interval(self) -> float | None:
+        """The median seconds between keyframes by the container's index, when it lists (nearly)
+        every frame, as MP4 and MOV do; None when it does not say (Matroska's cues list a few)."""
+        entries = self._stream.index_entries
+        frames = self._stream.frames
+        if not entries or not frames or len(entries) < 0.9 * frames:
+            return None
+        keys = [entry.timestamp for entry in entries if entry.is_keyframe]
+        if len(keys) < 2:
+            return None
+        return float(np.median(np.diff(keys)) * self._stream.time_base)
+
     @property
     def fps(self) -> float | None:
         rate = self._stream.average_rate or self._stream.guessed_rate
