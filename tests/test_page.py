@@ -7,9 +7,11 @@ started with the flags that keep it off the network (no background services, no 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 
 from conftest import write_square_clip
 from PIL import Image
+from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 
 from vimo.gateway import Gateway
 
@@ -33,10 +36,9 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def gateway():
-    """The local API Gateway stand-in on a free loopback port, in a thread; its base URL."""
-    server = Gateway(("127.0.0.1", 0), workers=2)
+@contextmanager
+def serving(server: Gateway):
+    """``server`` (on a free loopback port) run in a thread; its base URL."""
     thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
     thread.start()
     try:
@@ -45,6 +47,24 @@ def gateway():
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    """The local API Gateway stand-in, without a results bucket; its base URL."""
+    with serving(Gateway(("127.0.0.1", 0), workers=2)) as url:
+        yield url
+
+
+@pytest.fixture
+def s3_gateway(s3_bucket):
+    """A gateway of its own with a results bucket on moto's S3, and an API key ("k-big"). Created after
+    s3_bucket has set the environment, which its worker processes (spawned on first use) inherit.
+    The bucket takes browser uploads from any origin, as template.yaml's CORS rule allows."""
+    s3_bucket.client.put_bucket_cors(Bucket=s3_bucket.name, CORSConfiguration={"CORSRules": [
+        {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}]})
+    with serving(Gateway(("127.0.0.1", 0), workers=2, api_key="k-big")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +97,16 @@ def clip(tmp_path_factory) -> Path:
     """10 s of 320x240 texture: a dark square crosses at 1-2.5 s and again, faster, at 6-7 s."""
     return write_square_clip(tmp_path_factory.mktemp("page") / "crossing.mp4", seconds=10.0,
                              moving=((1.0, 2.5), (6.0, 7.0)))
+
+
+@pytest.fixture(scope="module")
+def big_clip(tmp_path_factory) -> Path:
+    """4 s of 1280x720 with a keyframe every 6 frames: too big for one request through API Gateway.
+    A dark square crosses at 1-2.5 s."""
+    path = write_square_clip(tmp_path_factory.mktemp("big") / "big.mp4", seconds=4.0, size=(1280, 720), gop=6,
+                             moving=((1.0, 2.5),))
+    assert path.stat().st_size > 4_400_000
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +271,46 @@ def test_fits_a_phone_screen(browser, gateway, clip):
         assert page.locator("#go").bounding_box()["height"] >= 44, "a thumb-sized button"
     finally:
         context.close()
+
+
+def test_big_clip_goes_straight_to_s3(page, s3_gateway, s3_bucket, big_clip):
+    """Over 4.4 MB: POST /uploads, the clip to S3 with the presigned form (progress shown, no API
+    key), then /motion twice with its s3_key; the results look as for a small clip."""
+    page.add_init_script("""
+        window.statuses = [];
+        addEventListener("DOMContentLoaded", () => new MutationObserver(
+            () => statuses.push(document.getElementById("status").textContent)
+        ).observe(document.getElementById("status"), {childList: true, characterData: true, subtree: true}));""")
+    page.goto(s3_gateway)
+    # Loopback is too fast to see progress: upload at 8 MB/s, so that the clip takes most of a second.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 8e6})
+    page.click("#api summary")
+    page.fill("#key", "k-big")
+    posts = []
+    page.on("requestfinished", lambda r: posts.append(r) if r.method == "POST" else None)
+    run(page, big_clip)
+
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.eval_on_selector("#montage", "img => img.complete && img.naturalWidth") > 0
+    rows = event_rows(page)
+    assert len(rows) == 1 and rows[0][2].startswith(("0:00.", "0:01.")) and rows[0][3].startswith("0:02."), rows
+    assert "1 event" in page.inner_text("#facts") and "1280×720" in page.inner_text("#facts")
+    assert page.inner_text("#status").startswith("Done")
+    statuses = page.evaluate("statuses")  # upload progress of the S3 POST, the only upload of any size
+    uploading = [s for s in statuses if s.startswith("Uploading…")]
+    assert uploading and all(s.endswith(" MB (straight to storage)") for s in uploading), statuses
+    assert "Uploaded. Finding the motion…" in statuses, statuses
+
+    [uploads, to_s3, *motions] = posts
+    assert uploads.url == s3_gateway + "uploads" and uploads.all_headers().get("x-api-key") == "k-big"
+    assert to_s3.url.startswith(s3_bucket.endpoint) and "x-api-key" not in to_s3.all_headers()
+    [stored] = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name)["Contents"]
+    assert stored["Size"] == big_clip.stat().st_size
+    assert len(motions) == 2
+    for request in motions:
+        assert request.url == s3_gateway + "motion" and request.all_headers().get("x-api-key") == "k-big"
+        assert json.loads(request.post_data)["s3_key"] == stored["Key"]
+    assert {r.all_headers()["accept"] for r in motions} == {"application/json", "image/jpeg"}
