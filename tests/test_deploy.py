@@ -228,6 +228,9 @@ def test_function_runtime_code_and_settings(resources):
     assert function["CodeUri"].rstrip("/") == "lambda_function"
     assert 1024 <= function["MemorySize"] <= 3008
     assert function["Timeout"] <= 29  # API Gateway gives up after 29 s
+    from vimo.gateway import LAMBDA_TIMEOUT_MS
+
+    assert LAMBDA_TIMEOUT_MS == function["Timeout"] * 1000  # the local gateway gives the same time
     env = function["Environment"]["Variables"]
     assert env["RESULTS_BUCKET"] == {"Ref": "ResultsBucket"}
     assert env["URL_EXPIRY"] == {"Ref": "UrlExpirySeconds"}

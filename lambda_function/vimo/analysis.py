@@ -1,7 +1,8 @@
 """One piece of media in, events and the facts about the media out: the pipeline's driver.
 
 This is the only module that knows the order of the stages (samples -> motion -> events) and the
-strategy for decoding as little as possible; the stages themselves know nothing of each other.
+strategy for decoding as little as possible; each stage only consumes what the one before it
+produces (samples carry their pictures, so that events can make tiles from them).
 """
 
 from __future__ import annotations
@@ -60,17 +61,17 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     with Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
         interval = clip.indexed_keyframe_interval()
-        if interval is None or interval <= KEYFRAME_EVENTS_INTERVAL:
+        events: list[Event] = []
+        if interval is None or interval <= max(KEYFRAME_EVENTS_INTERVAL, options.step * 2):
             usual = UsualChange()
             events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)
             interval = clip.keyframe_interval
-        if tally.complete and interval > options.step * 2:
-            if interval <= KEYFRAME_EVENTS_INTERVAL:
+            if tally.complete and options.step * 2 < interval <= KEYFRAME_EVENTS_INTERVAL:
                 for event in events:
                     _time_edges(event, clip, interval, options, usual, tally)
-            else:
-                tally.restart()
-                events = find_events(tally(clip.samples(options.step, start, end)), options)
+        if tally.complete and interval > max(KEYFRAME_EVENTS_INTERVAL, options.step * 2):
+            tally.restart()
+            events = find_events(tally(clip.samples(options.step, start, end)), options)
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
 
@@ -119,13 +120,14 @@ def _time_edges(event: Event, clip: Clip, interval: float, options: Options, usu
         before = motion.time
     if last_hit:
         event.end = sum(last_hit) / 2
+    event.start, event.end = min(event.start, event.peak), max(event.end, event.peak)
 
 
 def analyze_frames(upload: Upload, settings: Settings) -> Result:
     started = time.perf_counter()
     options = upload.options
     times = options.timestamps or [i * options.interval for i in range(len(upload.frames))]
-    samples, video = open_frames(upload.frames, times, settings)
+    samples, video = open_frames(upload.frames, times, settings, options.tile_width)
     events = find_events(samples, options)
     return Result(events, video, round((time.perf_counter() - started) * 1000))
 

@@ -157,7 +157,7 @@ class Settings:
     # local: a process pool on this machine; lambda: the function invokes itself once per segment;
     # off: always one pass.
     fanout: str = "local"
-    # Segments in flight at once: processes locally (0 = one per core), invocations on Lambda.
+    # Local segment processes at once (0 = one per core); Lambda uses fanout_concurrency.
     workers: int = 0
     # An hour of such footage in 20 segments of 3 min is ~12 s of work each, within API Gateway's 29 s.
     fanout_concurrency: int = 20

@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Iterator, Sequence
 
 import av
@@ -28,13 +27,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .config import Settings
-from .errors import ApiError, too_large, unsupported
+from .errors import too_large, unsupported
 from .upload import Part
 
 # Width of the gray copies that motion is measured on. Large enough that a person 3 % of the
 # picture's height is eight pixels tall; small enough that averaging away sensor noise and
 # comparing two frames costs a few milliseconds.
 ANALYSIS_WIDTH = 480
+
+# Seconds FFmpeg waits for data from a URL before giving up.
+READ_TIMEOUT = 15
 
 _ROTATE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}
@@ -101,7 +103,7 @@ def _next_on_grid(t: float, step: float) -> float:
 
 
 def _analysis_size(width: int, height: int) -> tuple[int, int]:
-    w = min(ANALYSIS_WIDTH, width - width % 2)
+    w = max(2, min(ANALYSIS_WIDTH, width - width % 2))
     h = max(2, round(w * height / width / 2) * 2)
     return w, h
 
@@ -125,7 +127,9 @@ class Clip:
 
     def _open(self):
         try:
-            container = av.open(self._path)
+            # Over HTTP (a presigned S3 URL), a stalled read fails after READ_TIMEOUT instead of hanging.
+            remote = self._path.startswith(("http://", "https://"))
+            container = av.open(self._path, options={"rw_timeout": str(READ_TIMEOUT * 1_000_000)} if remote else {})
         except (av.FFmpegError, UnicodeDecodeError, ValueError):
             raise unsupported("not_a_video", "The upload is not a video that can be decoded "
                                              "(MP4, MOV, MKV, WebM or AVI with a common codec).") from None
@@ -251,10 +255,10 @@ class Clip:
         for packet in self._demux():
             for frame in self._decode(packet):
                 t = self._time(frame, origin)
+                if t is not None and t > end + 1e-6:
+                    return
                 if t is None or t + 1e-6 < next_time:
                     continue
-                if t > end + 1e-6:
-                    return
                 yield self._sample(frame, origin)
                 next_time = _next_on_grid(t, step)
         for frame in self._decode(None):
@@ -319,11 +323,14 @@ class Clip:
         return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360, self._pictures)
 
 
-def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Settings) -> tuple[list[Sample], VideoInfo]:
+def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Settings,
+                picture_width: int) -> tuple[list[Sample], VideoInfo]:
     """A burst of stills as samples, in the order posted, each at its given time.
 
     Frames are turned upright by their EXIF orientation (phones store them sideways) and refused
     if they are not JPEG, PNG or WebP, or are larger than ``settings.max_pixels`` before decoding.
+    Each is kept only as large as a tile (``picture_width``): a burst of big stills would otherwise
+    hold hundreds of megabytes.
     """
     samples: list[Sample] = []
     size = None
@@ -333,7 +340,9 @@ def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Setting
             size = image.size
         w, h = _analysis_size(*size)
         gray = np.asarray(image.convert("L").resize((w, h), Image.Resampling.BOX))
-        samples.append(Sample(float(t), gray, image))
+        sample = Sample(float(t), gray, image)
+        sample.shrink(picture_width)
+        samples.append(sample)
     duration = float(times[-1] - times[0]) if len(times) > 1 else 0.0
     fps = (len(times) - 1) / duration if duration > 0 else None
     info = VideoInfo(duration=duration, fps=fps, width=size[0], height=size[1], codec="stills",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import concurrent.futures.process
 import fnmatch
 import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +31,9 @@ from .config import LAMBDA_PAYLOAD_LIMIT
 # same (a test keeps them in step). "*/*" makes API Gateway return binary to clients that send
 # curl's default "Accept: */*".
 BINARY_MEDIA_TYPES = ("multipart/form-data", "video/*", "image/*", "application/octet-stream", "*/*")
+# The function's timeout in template.yaml (API Gateway's 29 s integration limit); a test keeps the two
+# in step, so that a clip that takes too long here takes too long there.
+LAMBDA_TIMEOUT_MS = 29_000
 # The routes swagger.yaml puts behind an API key; with an api_key set, the gateway checks it as API
 # Gateway does (a test keeps this in step with swagger.yaml).
 KEYED_ROUTES = {("POST", "/motion"), ("POST", "/uploads")}
@@ -102,7 +107,7 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def invoke(event: dict, timeout_ms: int = 900_000) -> dict:
+def invoke(event: dict, timeout_ms: int = LAMBDA_TIMEOUT_MS) -> dict:
     """Runs in a worker process: one invocation, as Lambda would run it."""
     from .app import lambda_handler
 
@@ -126,12 +131,21 @@ class Gateway(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.workers = workers or os.cpu_count() or 2
         self.api_key = api_key
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm)
+        self._pool_lock = threading.Lock()
+        self.pool = None
+        self._pool()
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._pool_lock:
+            if self.pool is None:
+                self.pool = concurrent.futures.ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm)
+            return self.pool
 
     def server_close(self):
         super().server_close()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def call(self, event: dict) -> dict:
         if self.api_key and (event["httpMethod"], event["path"]) in KEYED_ROUTES \
@@ -144,7 +158,14 @@ class Gateway(ThreadingHTTPServer):
                           f"The request is {size / 1e6:.1f} MB once API Gateway has base64-encoded it, over Lambda's "
                           "6 MB invoke limit (about 4.4 MB of upload). Upload the clip to S3 first (POST /uploads) "
                           "and send its key, or send a shorter clip.")
-        result = self.pool.submit(invoke, event).result()
+        try:
+            result = self._pool().submit(invoke, event).result()
+        except concurrent.futures.process.BrokenProcessPool:
+            # A worker died (out of memory, a crash in a decoder): like Lambda, start fresh ones.
+            with self._pool_lock:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
+            raise
         if len(json.dumps(result)) > LAMBDA_PAYLOAD_LIMIT:
             return _error(502, "response_too_large", "The function's answer is over Lambda's 6 MB response limit.")
         return result
@@ -168,7 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
             size = int(length or 0)
         except ValueError:
             size = -1
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or size < 0:
+        unreadable = self.headers.get("Transfer-Encoding", "").lower() == "chunked" or size < 0
+        if unreadable:
             result = _error(400, "bad_request", "Send the body with a Content-Length.")
         elif size > MAX_BODY:
             result = _error(413, "too_large", f"The body is {size / 1e6:.1f} MB; Lambda accepts about 4.4 MB of upload.")
@@ -180,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:  # the function crashed: API Gateway answers 502
                 log.exception("invocation failed")
                 result = _error(502, "bad_gateway", "The function failed while handling this request.")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or (size > MAX_BODY):
+        if unreadable or size > MAX_BODY:  # the body was not read: what follows on this connection is not a request
             self.close_connection = True
         sent = self._send(result)
         log.info('%s "%s %s" %s %sB %.2fs', self.client_address[0], self.command, self.path,

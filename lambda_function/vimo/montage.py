@@ -26,7 +26,8 @@ def render(events: Sequence[Event], info: VideoInfo, name: str, columns: int, ma
            tile_width: int) -> bytes:
     """The contact sheet as JPEG bytes: the ``max_tiles`` strongest events, shown in time order."""
     shown = sorted(sorted(events, key=lambda e: -e.score)[:max_tiles], key=lambda e: e.peak)
-    tiles = [e.tile for e in shown if e.tile is not None]
+    tiled = [event for event in shown if event.tile is not None]
+    tiles = [event.tile for event in tiled]
     columns = max(1, min(columns, len(tiles) or 1))
     tile_height = max((t.height for t in tiles), default=round(tile_width * 9 / 16))
     cell_width = max((t.width for t in tiles), default=tile_width)
@@ -51,7 +52,7 @@ def render(events: Sequence[Event], info: VideoInfo, name: str, columns: int, ma
         draw.text(((width - box[2]) / 2, header_height + (tile_height - box[3]) / 2), message,
                   font=_font(22), fill=TEXT)
     label_font = _font(max(12, tile_width // 18))
-    for index, (event, tile) in enumerate(zip(shown, tiles)):
+    for index, (event, tile) in enumerate(zip(tiled, tiles)):
         x = GAP + (index % columns) * (cell_width + GAP) + (cell_width - tile.width) // 2
         y = header_height + (index // columns) * (tile_height + GAP) + (tile_height - tile.height) // 2
         sheet.paste(tile, (x, y))

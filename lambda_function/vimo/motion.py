@@ -76,7 +76,8 @@ def area_threshold(sensitivity: float) -> float:
 
 
 class UsualChange:
-    """How densely each neighbourhood usually changes: the median of its last ``HISTORY`` densities."""
+    """How densely each neighbourhood usually changes: the ``USUAL_QUANTILE`` percentile of its last
+    ``HISTORY`` densities, spread to its neighbours; nothing until there are ``MIN_HISTORY``."""
 
     def __init__(self):
         self._history: deque[np.ndarray] = deque(maxlen=HISTORY)
@@ -89,9 +90,12 @@ class UsualChange:
         self._usual = None
 
     def moving_cells(self, density: np.ndarray) -> np.ndarray:
-        """Neighbourhoods changing much more densely than usual."""
+        """Neighbourhoods changing much more densely than usual (nothing is usual yet for a picture
+        size the history has not seen: a stream may change size mid-way)."""
+        if self._usual is not None and self._usual.shape != density.shape:
+            self._usual = None
         if self._usual is None:
-            enough = len(self._history) >= MIN_HISTORY
+            enough = len(self._history) >= MIN_HISTORY and self._history[-1].shape == density.shape
             self._usual = _spread(np.percentile(np.stack(self._history), USUAL_QUANTILE, axis=0)) if enough \
                 else np.zeros_like(density)
         return density > np.maximum(MIN_DENSITY, DENSITY_FACTOR * self._usual)

@@ -11,10 +11,12 @@ own (``analysis.analyze_clip`` with ``start``/``end``), and the events of all se
   ``app.lambda_handler`` as ``{"vimo_segment": {...}}``, which it hands to ``run_segment`` before
   Powertools sees it. Segment workers never fan out again.
 
-Merging: a segment reports the events whose hits lie in its own (start, end], so no event is
-reported twice; an event that runs across a boundary comes back as two pieces, the end of one
-segment's last event and the start of the next segment's first, and the two are joined when the
-gap between them is one the serial run would have bridged (see ``_continues``).
+Merging: each pair of neighbouring samples is compared in exactly one segment (a segment starts
+from the sample, or keyframe, on or before its start), so a hit is never counted twice; an event
+that runs across a boundary comes back as two pieces, the end of one segment's last event and the
+start of the next segment's first, and the two are joined when the gap between them is one the
+serial run would have bridged (see ``_continues``). Each segment learns the usual motion of its
+own first samples, so in scenes with foliage the events can differ slightly from one pass's.
 The joined event keeps the stronger piece's peak, score and tile.
 
 Tiles over the wire: a segment worker on Lambda sends the tiles of its strongest ``max_tiles``
@@ -298,12 +300,17 @@ def run_lambda(source: dict, options: Options, settings: Settings, duration: flo
     function = context.invoked_function_arn
     options_payload = options_to_dict(options)
 
+    from botocore.exceptions import BotoCoreError, ClientError  # only Lambda fan-outs need botocore
+
     def invoke(start: float, end: float) -> object:
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         payload = {SEGMENT_KEY: {"source": source, "start": start, "end": None if math.isinf(end) else end,
                                  "options": options_payload, "budget_ms": remaining_ms}}
-        response = client.invoke(FunctionName=function, InvocationType="RequestResponse",
-                                 Payload=json.dumps(payload).encode())
+        try:
+            response = client.invoke(FunctionName=function, InvocationType="RequestResponse",
+                                     Payload=json.dumps(payload).encode())
+        except (BotoCoreError, ClientError) as exc:  # throttled, timed out, not allowed
+            raise ApiError(502, "segment_failed", f"Analysing the clip from {start:.0f} s failed: {exc}") from None
         body = response["Payload"].read()
         if response.get("FunctionError"):
             raise ApiError(502, "segment_failed", f"Analysing the clip from {start:.0f} s failed: "
@@ -332,7 +339,8 @@ def lambda_client(read_timeout: float = 900.0):
 
 
 def run_segment(event: dict, context) -> dict:
-    """The worker's side: analyse one segment and answer with JSON (never raises)."""
+    """The worker's side: analyse one segment and answer with JSON; a failure is an error object,
+    so that the parent can tell a refusal from a crash without parsing Lambda's error format."""
     from .analysis import analyze_clip
     from .sources import open_s3_clip
 
@@ -351,6 +359,8 @@ def run_segment(event: dict, context) -> dict:
         return result_to_dict(result, options.max_tiles)
     except ApiError as error:
         return {"error": {"status": error.status, "code": error.code, "message": error.message}}
+    except Exception as exc:  # a bug: logged by Lambda, answered as the parent's 502
+        return {"error": {"status": 502, "code": "segment_failed", "message": f"{type(exc).__name__}: {exc}"}}
 
 
 # -- wire format ---------------------------------------------------------------------------------------

@@ -136,7 +136,13 @@ def store_source(path: Path, settings: Settings) -> str:
     from .storage import client, new_key
 
     key = new_key(UPLOAD_PREFIX, "")
-    client().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": UPLOAD_CONTENT_TYPE})
+    from botocore.exceptions import BotoCoreError, ClientError
+    from boto3.exceptions import S3UploadFailedError
+
+    try:
+        client().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": UPLOAD_CONTENT_TYPE})
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+        raise ApiError(502, "storage_failed", f"The clip could not be copied to S3 for analysis: {exc}") from None
     return key
 
 

@@ -83,11 +83,11 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
     source = None
     if media_type == MULTIPART:
         clip, frames, form = _parse_multipart(body, content_type, settings)
-        fields.update(form)
+        fields = _merge_options(fields, form)
     elif media_type == "application/json":
         clip, frames = None, []
         source, form = _parse_json(body)
-        fields.update(form)
+        fields = _merge_options(fields, form)
     elif media_type.startswith("video/") or media_type == "application/octet-stream":
         clip, frames = Part(body, media_type, _display_name(headers, "clip")), []
     elif media_type.startswith("image/"):
@@ -117,6 +117,13 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
     if options.timestamps is not None and len(options.timestamps) != len(frames):
         raise bad_request("bad_option", f"'timestamps' lists {len(options.timestamps)} times for {len(frames)} frames.")
     return Upload(options=options, clip=clip, frames=tuple(frames), source=source)
+
+
+def _merge_options(query: dict, form: dict) -> dict:
+    """Query and body options together; the same option in both is refused rather than one winning."""
+    for name in query.keys() & form.keys():
+        raise bad_request("bad_option", f"Option {name!r} is given both in the query string and in the body.")
+    return {**query, **form}
 
 
 def _body_bytes(event: Mapping, settings: Settings) -> bytes:
@@ -156,7 +163,7 @@ def _parse_multipart(body: bytes, content_type: str,
         raise too_large(f"The form has too many parts: at most {settings.max_frames} frames are accepted per request.")
     try:
         parts = MultipartDecoder(body, content_type).parts
-    except Exception as exc:  # the decoder raises several types on malformed input; all mean the same to us
+    except Exception:  # the decoder raises several types on malformed input; all mean the same to us
         raise bad_request("bad_multipart", "The multipart body could not be parsed: each part needs its headers, "
                                            "a blank line, then its content.") from None
 

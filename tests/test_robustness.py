@@ -1,0 +1,70 @@
+"""Inputs and failures that once turned into a 500, a wrong answer or a stuck server."""
+
+import io
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from conftest import body_json, invoke, multipart_event, write_square_clip
+from vimo import gateway
+from vimo.analysis import analyze_clip
+from vimo.config import Options, Settings
+
+
+def test_sparse_keyframes_and_a_large_step(tmp_path):
+    """A 2 s GOP with step=1: the index says keyframes are over a second apart, the step says they
+    are within two steps, so the keyframes (4 of them in 8 s) are the analysis; once such a clip was
+    refused as undecodable. At step=0.5 the same clip is decoded fully."""
+    clip = write_square_clip(tmp_path / "gop2.mp4", seconds=8.0, moving=((2.0, 5.0),), gop=50)
+    coarse = analyze_clip(clip, Options(step=1.0), Settings())
+    assert coarse.video.frames_analyzed == 4 and len(coarse.events) == 1
+    fine = analyze_clip(clip, Options(step=0.5), Settings())
+    assert fine.video.frames_analyzed == 16 and len(fine.events) == 1
+
+
+def test_samples_that_change_size_midway():
+    """A stream may change its picture size (WebRTC recordings do); the samples before and after
+    are compared only with their own kind, and nothing breaks."""
+    from vimo.frames import Sample
+    from vimo.motion import detect
+
+    rng = np.random.default_rng(0)
+    sizes = [(270, 480) if i < 50 else (136, 240) for i in range(100)]
+    samples = [Sample(i * 0.5, (rng.random(size) * 40).astype(np.uint8), None) for i, size in enumerate(sizes)]
+    assert len(list(detect(samples, 0.5, picture_width=320))) == 100
+
+
+def test_one_pixel_wide_frames_are_not_a_crash():
+    png = io.BytesIO()
+    Image.new("RGB", (1, 50), "white").save(png, "PNG")
+    fields = [("frame", ("a.png", png.getvalue(), "image/png")), ("frame", ("b.png", png.getvalue(), "image/png"))]
+    response = invoke(multipart_event(fields + [("format", "json")]))
+    assert response["statusCode"] == 200 and body_json(response)["events"] == []
+
+
+def test_an_option_in_both_query_and_body_is_refused(square_clip):
+    event = multipart_event([("clip", ("a.mp4", square_clip.read_bytes(), "video/mp4")), ("step", "1")],
+                            query={"step": "0.5"})
+    response = invoke(event)
+    assert response["statusCode"] == 400 and body_json(response)["error"]["code"] == "bad_option"
+
+
+def test_the_gateway_recovers_when_a_worker_dies(square_clip):
+    server = gateway.Gateway(("127.0.0.1", 0), workers=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/motion"
+    files = {"clip": ("a.mp4", square_clip.read_bytes(), "video/mp4")}
+    try:
+        assert requests.post(url, files=files, timeout=60).status_code == 200
+        for pid in list(server.pool._processes):
+            os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
+        statuses = [requests.post(url, files=files, timeout=60).status_code for _ in range(2)]
+        assert statuses[-1] == 200 and statuses[0] in (200, 502)
+    finally:
+        server.shutdown()
+        server.server_close()
