@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import mimetypes
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .config import OPTION_SPECS, Settings
@@ -54,25 +52,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _analyze(args) -> int:
+    from .analysis import analyze_frames
     from .config import Options
     from .montage import render
-    from .segments import analyze_upload
+    from .segments import analyze
     from .upload import Part, Upload
 
     fields = {name: getattr(args, name) for name in OPTION_SPECS if getattr(args, name, None) is not None}
     options = Options.parse(fields)
-    parts = [Part(path.read_bytes(), mimetypes.guess_type(path.name)[0] or "", path.name) for path in args.files]
-    is_frames = len(parts) > 1 or args.files[0].suffix.lower() in FRAME_SUFFIXES
-    upload = Upload(options=options, clip=None if is_frames else parts[0], frames=tuple(parts) if is_frames else ())
-    if options.timestamps is not None and len(options.timestamps) != len(upload.frames):
-        raise ApiError(400, "bad_option", f"--timestamps lists {len(options.timestamps)} times for "
-                                          f"{len(upload.frames)} frames.")
-    with tempfile.TemporaryDirectory(prefix="vimo-") as workdir:
-        result = analyze_upload(upload, Path(workdir), Settings.from_env())
+    settings = Settings.from_env()
+    if len(args.files) == 1 and args.files[0].suffix.lower() not in FRAME_SUFFIXES:
+        # A clip on disk is analysed where it lies: an hour of footage is neither read into memory
+        # nor copied; long ones are cut into segments over all cores.
+        clip = args.files[0]
+        if not clip.is_file():
+            raise ApiError(400, "missing_part", f"No such file: {clip}")
+        name, result = clip.name, analyze(clip, options, settings)
+    else:
+        frames = tuple(Part(path.read_bytes(), "", path.name) for path in args.files)
+        if options.timestamps is not None and len(options.timestamps) != len(frames):
+            raise ApiError(400, "bad_option", f"--timestamps lists {len(options.timestamps)} times for "
+                                              f"{len(frames)} frames.")
+        upload = Upload(options=options, frames=frames)
+        name, result = upload.name, analyze_frames(upload, settings)
     print(json.dumps(result.to_dict(), indent=2))
     if not args.json:
         output = args.output or Path("montage.jpg")
-        output.write_bytes(render(result.events, result.video, upload.name, options.columns, options.max_tiles,
+        output.write_bytes(render(result.events, result.video, name, options.columns, options.max_tiles,
                                   options.tile_width))
         print(f"montage: {output} ({len(result.events)} events)", file=sys.stderr)
     return 0

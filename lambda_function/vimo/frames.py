@@ -116,6 +116,7 @@ class Clip:
         self._settings = settings
         self._threads = threads  # decoder threads; 0 lets FFmpeg use every core
         self._container = self._open()
+        self._untouched = True  # nothing demuxed since the container was opened: no need to rewind
         try:
             self._stream = self._check_stream()
         except BaseException:
@@ -288,13 +289,17 @@ class Clip:
 
     def _rewind(self) -> None:
         """Back to the first packet; a damaged index can make seeking fail, so reopen instead."""
+        if self._untouched:
+            return
         self._container.close()
         self._container = self._open()
+        self._untouched = True
         stream = self._container.streams.video[0]
         self._set_threads(stream)
         self._stream = stream
 
     def _demux(self):
+        self._untouched = False
         try:
             yield from self._container.demux(self._stream)
         except av.FFmpegError:
