@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import OPTION_SPECS, Settings
+from .config import OPTION_SPECS, Options, Settings
 from .errors import ApiError
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("-o", "--output", type=Path, help="write the contact sheet here (default: montage.jpg)")
     for name, spec in OPTION_SPECS.items():
         if name not in ("format", "delivery"):
-            analyze.add_argument(f"--{name}", help=f"{spec.doc} (default: {spec.default})")
+            analyze.add_argument(f"--{name}", help=f"{spec.doc} (default: {getattr(Options(), name)})")
 
     serve = commands.add_parser("serve", help="serve the API on this machine, as API Gateway would")
     serve.add_argument("--host", default="127.0.0.1")
@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _analyze(args) -> int:
     from .analysis import analyze_frames
-    from .config import Options
     from .montage import render
     from .segments import analyze
     from .upload import Part, Upload

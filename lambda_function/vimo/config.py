@@ -25,35 +25,34 @@ LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Spec:
-    """How one option is parsed and checked."""
+    """How one option is parsed and checked (its default is ``Options``')."""
 
     kind: type | tuple
-    default: object
     low: float | None = None
     high: float | None = None
     doc: str = ""
 
 
 OPTION_SPECS: dict[str, Spec] = {
-    "format": Spec(("jpeg", "json"), "jpeg",
+    "format": Spec(("jpeg", "json"),
                    doc="`jpeg` returns the contact sheet, `json` the events. `Accept: application/json` also selects JSON."),
-    "step": Spec(float, 0.5, 0.04, 10.0,
+    "step": Spec(float, 0.04, 10.0,
                  doc="Seconds between the frames that are compared. The original design stepped in half-seconds: "
                      "fine enough that a person crossing the view is seen several times."),
-    "cooldown": Spec(float, 2.0, 0.0, 60.0,
+    "cooldown": Spec(float, 0.0, 60.0,
                      doc="Motion that resumes within this many seconds continues the same event instead of starting "
                          "a new tile (the original skipped 2 s after each hit)."),
-    "sensitivity": Spec(float, 0.5, 0.0, 1.0,
+    "sensitivity": Spec(float, 0.0, 1.0,
                         doc="0 reports only large, obvious motion; 1 reports the smallest changes the noise allows."),
-    "columns": Spec(int, 4, 1, 12, doc="Tiles per row of the contact sheet."),
-    "tile_width": Spec(int, 320, 80, 1280, doc="Width of each tile in pixels."),
-    "max_tiles": Spec(int, 24, 1, 200,
+    "columns": Spec(int, 1, 12, doc="Tiles per row of the contact sheet."),
+    "tile_width": Spec(int, 80, 1280, doc="Width of each tile in pixels."),
+    "max_tiles": Spec(int, 1, 200,
                       doc="At most this many tiles; when there are more events, the strongest are kept (all events "
                           "are still listed in JSON)."),
-    "interval": Spec(float, 1.0, 0.001, 3600.0, doc="Frame bursts: seconds between consecutive frames."),
-    "timestamps": Spec(list, None,
+    "interval": Spec(float, 0.001, 3600.0, doc="Frame bursts: seconds between consecutive frames."),
+    "timestamps": Spec(list,
                        doc="Frame bursts: comma-separated time in seconds of each frame, instead of `interval`."),
-    "delivery": Spec(("inline", "s3"), None,
+    "delivery": Spec(("inline", "s3"),
                      doc="`inline` returns the JPEG in the response; `s3` stores it in the results bucket and returns "
                          "a presigned URL. Default: the deployment's DEFAULT_DELIVERY, and S3 whenever the JPEG would "
                          "not fit Lambda's 6 MB response."),
