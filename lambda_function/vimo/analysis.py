@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterable
 from pathlib import Path
+from typing import Iterable
 
 from .config import Options, Settings
 from .errors import unsupported
@@ -60,16 +60,17 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     started = time.perf_counter()
     with Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
+        too_sparse = max(KEYFRAME_EVENTS_INTERVAL, options.step * 2)  # keyframes further apart: decode all
         interval = clip.indexed_keyframe_interval()
         events: list[Event] = []
-        if interval is None or interval <= max(KEYFRAME_EVENTS_INTERVAL, options.step * 2):
+        if interval is None or interval <= too_sparse:
             usual = UsualChange()
             events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)
             interval = clip.keyframe_interval
-            if tally.complete and options.step * 2 < interval <= KEYFRAME_EVENTS_INTERVAL:
+            if tally.complete and options.step * 2 < interval <= too_sparse:
                 for event in events:
                     _time_edges(event, clip, interval, options, usual, tally)
-        if tally.complete and interval > max(KEYFRAME_EVENTS_INTERVAL, options.step * 2):
+        if tally.complete and interval > too_sparse:
             tally.restart()
             events = find_events(tally(clip.samples(options.step, start, end)), options)
         if tally.n == 0 and tally.complete:

@@ -17,6 +17,7 @@ when an event asks for it, so at most a few full frames are alive at once.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -253,18 +254,13 @@ class Clip:
         self._stream.codec_context.skip_frame = "NONREF"
         origin = self._origin()
         next_time = start
-        for packet in self._demux():
+        for packet in itertools.chain(self._demux(), [None]):  # None drains the decoder's last frames
             for frame in self._decode(packet):
                 t = self._time(frame, origin)
                 if t is not None and t > end + 1e-6:
                     return
                 if t is None or t + 1e-6 < next_time:
                     continue
-                yield self._sample(frame, origin)
-                next_time = _next_on_grid(t, step)
-        for frame in self._decode(None):
-            t = self._time(frame, origin)
-            if t is not None and next_time - 1e-6 <= t <= end + 1e-6:
                 yield self._sample(frame, origin)
                 next_time = _next_on_grid(t, step)
 
