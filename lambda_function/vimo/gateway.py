@@ -158,13 +158,16 @@ class Gateway(ThreadingHTTPServer):
                           f"The request is {size / 1e6:.1f} MB once API Gateway has base64-encoded it, over Lambda's "
                           "6 MB invoke limit (about 4.4 MB of upload). Upload the clip to S3 first (POST /uploads) "
                           "and send its key, or send a shorter clip.")
+        pool = self._pool()
         try:
-            result = self._pool().submit(invoke, event).result()
+            result = pool.submit(invoke, event).result()
         except concurrent.futures.process.BrokenProcessPool:
-            # A worker died (out of memory, a crash in a decoder): like Lambda, start fresh ones.
+            # A worker died (out of memory, a crash in a decoder): like Lambda, start fresh ones. Only
+            # the first request to see this pool broken replaces it.
             with self._pool_lock:
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = None
+                if self.pool is pool:
+                    self.pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
         if len(json.dumps(result)) > LAMBDA_PAYLOAD_LIMIT:
             return _error(502, "response_too_large", "The function's answer is over Lambda's 6 MB response limit.")

@@ -46,10 +46,12 @@ from typing import Sequence
 
 from PIL import Image
 
+from .analysis import Result, analyze_clip, analyze_frames
 from .config import LAMBDA_PAYLOAD_LIMIT, Options, Settings
 from .errors import ApiError
 from .events import Event
-from .frames import VideoInfo
+from .frames import Clip, VideoInfo
+from .sources import fetch_url, open_s3_clip, store_source
 from .upload import Upload
 
 # Local pool: this many segments per worker, so that a segment full of motion (decoded in full)
@@ -135,7 +137,6 @@ def _join(a: Event, b: Event) -> Event:
 
 def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Options, elapsed_ms: int):
     """The ``Result`` of a whole clip from its segments' results (``None`` for a missing one)."""
-    from .analysis import Result
 
     present = [r for r in results if r is not None]
     if not present:
@@ -170,7 +171,6 @@ def analyze(clip: str | Path, options: Options, settings: Settings, deadline: fl
     (``settings.fanout == "lambda"``) segments need an ``s3_key`` every worker can read and the
     invocation's ``context`` (for the function's ARN); without them the clip is analysed in one pass.
     """
-    from .analysis import analyze_clip
 
     duration = probe_duration(clip, settings)
     long_clip = duration >= settings.fanout_threshold and settings.fanout != "off"
@@ -184,7 +184,6 @@ def analyze(clip: str | Path, options: Options, settings: Settings, deadline: fl
 def analyze_upload(upload: Upload, workdir: Path, settings: Settings, deadline: float | None = None, context=None):
     """Any request's media analysed: a clip sent by reference, a clip in the body (written to
     ``workdir``, never under the client's name), or a burst of frames."""
-    from .analysis import analyze_frames
 
     if upload.source is not None:
         return analyze_source(upload.source, workdir, upload.options, settings, deadline, context)
@@ -204,7 +203,6 @@ def analyze_source(source: dict, workdir: Path, options: Options, settings: Sett
     ``workdir`` by the SSRF-safe fetcher first (see ``sources``). On Lambda, a long fetched clip is
     copied to S3 so that the segment workers can read it.
     """
-    from .sources import fetch_url, open_s3_clip, store_source
 
     if "s3_key" in source:
         key = source["s3_key"]
@@ -220,7 +218,6 @@ def analyze_source(source: dict, workdir: Path, options: Options, settings: Sett
 
 def probe_duration(clip: str | Path, settings: Settings) -> float:
     """The duration the clip's headers claim (0 if they do not say); refuses what is not a video."""
-    from .frames import Clip
 
     with Clip(str(clip), settings) as opened:
         return opened.duration_hint()
@@ -254,7 +251,6 @@ def run_local(clip: str, options: Options, settings: Settings, duration: float, 
 
 
 def _analyze_segment(clip, options, settings, start, end, deadline):
-    from .analysis import analyze_clip
 
     # One decoder thread per process: the pool is the parallelism, and threads on top of it only
     # contend for the same cores.
@@ -341,8 +337,6 @@ def lambda_client(read_timeout: float = 900.0):
 def run_segment(event: dict, context) -> dict:
     """The worker's side: analyse one segment and answer with JSON; a failure is an error object,
     so that the parent can tell a refusal from a crash without parsing Lambda's error format."""
-    from .analysis import analyze_clip
-    from .sources import open_s3_clip
 
     try:
         spec = event[SEGMENT_KEY]
@@ -396,7 +390,6 @@ def result_to_dict(result, max_tiles: int) -> dict:
 
 
 def result_from_dict(payload: dict):
-    from .analysis import Result
 
     if "error" in payload:
         error = payload["error"]
