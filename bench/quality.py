@@ -11,7 +11,7 @@ The clips (640x360 to 1280x720, 20-40 s) are rendered by ``test_data/scenes.py``
 re-run only re-renders what changed.
 
 Why these clips: each isolates one thing that makes a motion detector wrong in practice, either
-motion it must find (small, fast, dark, in rain, among foliage, in a phone's short GOP, in a VFR
+motion it must find (small, fast, dark, in rain or snow, among foliage, in a phone's short GOP, in a VFR
 file) or pixel change it must ignore (lighting drift, flicker, foliage, snow).
 
 Scoring: a detected event matches a truth event when it overlaps the truth span widened by
@@ -102,6 +102,10 @@ def cases() -> list[Case]:
             "heavy rain; a person crosses 10-16 s", encode={"bitrate": 800_000}),
         Case("snow_only", Scene(width=w, height=h, duration=25.0, snow=1.0, noise=2.0, seed=108),
              "no motion: snow drifting, a few large flakes near the lens", encode={"bitrate": 800_000}),
+        Case("snow_person", Scene(
+            width=w, height=h, duration=25.0, snow=1.0, noise=2.0, seed=115,
+            actors=(crossing("person", 0.35, 10.0, 6.0, 0.92, seed=18, aspect=a),)),
+            "the same snow; a person crosses 10-16 s", encode={"bitrate": 800_000}),
         Case("small_person", Scene(
             width=w, height=h, duration=25.0, noise=2.0, seed=109,
             actors=(crossing("person", 0.03, 4.0, 18.0, 0.60, seed=7, aspect=a),)),
