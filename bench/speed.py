@@ -5,7 +5,14 @@ for every frame, so that loop is the cost to beat. For each clip this prints, me
 (the machine is shared and noisy, so only same-run ratios mean anything):
 
     clip, duration, resolution, keyframe interval, decode-loop time, analysis time, ratio,
-    peak memory of the analysis, events F1 against the scene's ground truth
+    peak memory of the analysis, events F1 against the scene's ground truth, and the time it
+    takes to decode nothing but the keyframes on the default 0.5 s step's grid, as a ratio of the
+    decode loop (the floor of a keyframe pass that screened at the step instead of once a second)
+
+The same scene is encoded twice per keyframe interval: with sensor grain that changes every frame
+(``grain``) and with grain that stays put, as after a camera's temporal noise reduction (``3dnr``).
+In the second, P-frames of a still scene are nearly empty, so keyframes are almost all of the
+decoding: the hardest case for an analysis that decodes only keyframes.
 
 and the time to import the handler module (a Lambda cold start). Each measurement runs in a fresh
 process, so peak RSS is that of one analysis and nothing else. Clips are rendered once into
@@ -33,7 +40,10 @@ from quality import match  # noqa: E402  (the same event matching as the quality
 class QuickScene(Scene):
     """``Scene`` with its sensor noise taken from a bank of precomputed frames: the encoder and the
     decoder see the same kind of picture, but a 1080p frame takes milliseconds to make instead of
-    most of a second (nuisances are left out: this benchmark measures speed, quality has its own)."""
+    most of a second (nuisances are left out: this benchmark measures speed, quality has its own).
+    Consecutive frames get different noise, as from a sensor."""
+
+    frozen_noise = False
 
     def render(self, t: float):
         import numpy as np
@@ -47,26 +57,37 @@ class QuickScene(Scene):
         frame = st["background32"].copy()
         for actor, poses in zip(self.actors, st["sprites"]):
             self._draw_actor(frame, actor, poses, t)
-        frame += st["noise_bank"][round(t * 1000) % 8]
+        frame += st["noise_bank"][0 if self.frozen_noise else round(t * self.fps) % len(st["noise_bank"])]
         return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-# A 65 s 1080p25 street scene with four events: people near and far, a car, a slow walker.
-STREET = QuickScene(
-    width=1920, height=1080, duration=65.0, fps=25.0, background="street", noise=3.0, seed=65,
-    actors=(
-        crossing("person", 0.30, 4.0, 7.0, 0.88, seed=1),
-        crossing("car", 0.18, 19.0, 3.0, 0.97, left_to_right=False, seed=2),
-        crossing("person", 0.10, 31.0, 11.0, 0.74, seed=3),
-        crossing("person", 0.22, 51.0, 9.0, 0.92, left_to_right=False, seed=4),
-    ),
-)
+class DenoisedScene(QuickScene):
+    """A camera with temporal noise reduction (most do it by day): the grain stays put from frame to
+    frame, so a still background costs the P-frames almost nothing and nearly all the bits, and
+    the decoding time, go to the keyframes. Hardest case for decoding only keyframes."""
 
-# name -> (keyframe interval in frames or None for x264's default of 250, description)
+    frozen_noise = True
+
+
+# A 65 s 1080p25 street scene with four events: people near and far, a car, a slow walker.
+ACTORS = (
+    crossing("person", 0.30, 4.0, 7.0, 0.88, seed=1),
+    crossing("car", 0.18, 19.0, 3.0, 0.97, left_to_right=False, seed=2),
+    crossing("person", 0.10, 31.0, 11.0, 0.74, seed=3),
+    crossing("person", 0.22, 51.0, 9.0, 0.92, left_to_right=False, seed=4),
+)
+STREET = dict(width=1920, height=1080, duration=65.0, fps=25.0, background="street", noise=3.0, seed=65,
+              actors=ACTORS)
+SENSORS = {"grain": QuickScene(**STREET), "3dnr": DenoisedScene(**STREET)}
+
+# name -> (keyframe interval in frames or None for x264's default of 250, sensor)
 CLIPS = {
-    "1080p_x264_default_gop": None,
-    "1080p_gop_1s": 25,
-    "1080p_gop_0.5s": 12,
+    "1080p_x264_default_gop_grain": (None, "grain"),
+    "1080p_gop_1s_grain": (25, "grain"),
+    "1080p_gop_0.5s_grain": (12, "grain"),
+    "1080p_x264_default_gop_3dnr": (None, "3dnr"),
+    "1080p_gop_1s_3dnr": (25, "3dnr"),
+    "1080p_gop_0.5s_3dnr": (12, "3dnr"),
 }
 
 # Peak RSS from /proc (VmHWM): ru_maxrss survives execve on Linux, so a child would report the
@@ -102,6 +123,23 @@ with av.open(sys.argv[1]) as c:
 print(sum(b - a for a, b in zip(times, times[1:])) / max(1, len(times) - 1))
 """
 
+KEYS_ONLY = """
+import sys, time, av
+started = time.perf_counter()
+with av.open(sys.argv[1]) as container:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    next_time = 0.0
+    for packet in container.demux(stream):
+        if packet.is_keyframe and packet.pts is not None:
+            t = float(packet.pts * stream.time_base)
+            if t + 1e-6 >= next_time:
+                stream.codec_context.decode(packet)
+                next_time = (int(t / 0.5 + 1e-6) + 1) * 0.5
+    stream.codec_context.decode(None)
+print(time.perf_counter() - started)
+"""
+
 IMPORT = """
 import time
 started = time.perf_counter()
@@ -115,13 +153,13 @@ def run(code: str, *args: str) -> str:
                           cwd=ROOT).stdout.strip().splitlines()[-1]
 
 
-def clip_path(name: str, gop: int | None) -> Path:
+def clip_path(name: str, gop: int | None, sensor: str) -> Path:
     path = OUT / f"{name}.mp4"
     if not path.exists():
         print(f"rendering {path.name} (once) ...", file=sys.stderr, flush=True)
         # veryfast: a camera's hardware encoder makes similar streams (B-frames, few references), and
         # x264's default preset would take half an hour per clip here.
-        encode(STREET, path, codec="libx264", bitrate=6_000_000, gop=gop, options={"preset": "veryfast"})
+        encode(SENSORS[sensor], path, codec="libx264", bitrate=6_000_000, gop=gop, options={"preset": "veryfast"})
     return path
 
 
@@ -130,25 +168,26 @@ def main() -> None:
     parser.add_argument("--only", help="one clip by name")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     args = parser.parse_args()
-    truth = STREET.truth()
+    truth = SENSORS["grain"].truth()
 
-    header = (f"{'clip':24} {'dur':>5} {'size':>9} {'key int':>7} {'decode':>7} {'analysis':>8} {'ratio':>6} "
-              f"{'peak MB':>7} {'decode MB':>9} {'F1':>5}")
+    header = (f"{'clip':29} {'dur':>5} {'size':>9} {'key int':>7} {'decode':>7} {'analysis':>8} {'ratio':>6} "
+              f"{'peak MB':>7} {'decode MB':>9} {'F1':>5} {'keys only':>9}")
     rows = []
-    for name, gop in CLIPS.items():
+    for name, (gop, sensor) in CLIPS.items():
         if args.only and args.only != name:
             continue
-        path = clip_path(name, gop)
+        path = clip_path(name, gop, sensor)
         key_interval = float(run(KEYFRAMES, str(path)))
         decode_s, decode_mb = min(tuple(map(float, run(DECODE_LOOP, str(path)).split()[:2]))
                                   for _ in range(args.repeat))
         analyses = [json.loads(run(ANALYSIS, str(path))) for _ in range(args.repeat)]
+        keys_s = min(float(run(KEYS_ONLY, str(path))) for _ in range(args.repeat))
         analysis = min(analyses, key=lambda a: a["seconds"])
         true_positives = match(analysis["events"], truth)
         f1 = 2 * true_positives / (len(analysis["events"]) + len(truth))
-        rows.append(f"{name:24} {STREET.duration:5.0f} {STREET.width}x{STREET.height:<4} {key_interval:6.2f}s "
+        rows.append(f"{name:29} {STREET['duration']:5.0f} {STREET['width']}x{STREET['height']:<4} {key_interval:6.2f}s "
                     f"{decode_s:6.2f}s {analysis['seconds']:7.2f}s {analysis['seconds'] / decode_s:5.2f}x "
-                    f"{analysis['rss_mb']:7.0f} {decode_mb:9.0f} {f1:5.2f}")
+                    f"{analysis['rss_mb']:7.0f} {decode_mb:9.0f} {f1:5.2f} {keys_s / decode_s:8.2f}x")
         print(rows[-1], file=sys.stderr, flush=True)
     cold = min(float(run(IMPORT)) for _ in range(3))
     print(header)
