@@ -27,6 +27,17 @@ def test_sparse_keyframes_and_a_large_step(tmp_path):
     assert fine.video.frames_analyzed == 16 and len(fine.events) == 1
 
 
+def test_short_gop_is_screened_a_second_apart_and_timed_at_step(tmp_path):
+    """Keyframes every 0.48 s: the first pass decodes one keyframe a second (not one per 0.5 s
+    step), and the keyframes in between time the event's edges to the step."""
+    clip = write_square_clip(tmp_path / "gop12.mp4", seconds=12.0, moving=((3.3, 7.3),), gop=12)
+    result = analyze_clip(clip, Options(step=0.5), Settings())
+    [event] = result.events
+    assert abs(event.start - 3.3) <= 0.5 and abs(event.end - 7.3) <= 0.5, (event.start, event.end)
+    screened, grid = 13, 24  # a keyframe a second; what sampling every step would decode
+    assert screened < result.video.frames_analyzed < grid
+
+
 def test_samples_that_change_size_midway():
     """A stream may change its picture size (WebRTC recordings do); the samples before and after
     are compared only with their own kind, and nothing breaks."""

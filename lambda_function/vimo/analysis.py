@@ -20,8 +20,9 @@ from .frames import Clip, Sample, VideoInfo, open_frames
 from .motion import UsualChange, detect
 from .upload import Upload
 
-# Keyframes at least this often (seconds) are dense enough to find events among them: motion that
-# starts and stops between two keyframes a second apart is too brief to matter on a contact sheet.
+# Samples this far apart (seconds) are dense enough to find events among: motion that starts and
+# stops between two samples a second apart is too brief to matter on a contact sheet. Keyframes
+# at least this often are screened this far apart, however short the step.
 KEYFRAME_EVENTS_INTERVAL = 1.0
 
 
@@ -47,29 +48,34 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
     the keyframes allow.
 
-    A first pass decodes only the keyframes on the sampling grid and finds events among them
-    (skipped when the container's index already shows keyframes too sparse to find events among).
-    Keyframes at most two steps apart (intra-only codecs; phones and cameras at the default step):
-    that is the analysis, its times within one step of what sampling every ``step`` would give.
-    Keyframes at least every ``KEYFRAME_EVENTS_INTERVAL`` seconds: the events stand, and only the
-    stretches around each one's start and end are decoded at ``step`` to time them finely.
-    Sparser keyframes (long GOPs): the whole span is decoded, skipping the frames no other frame
-    depends on. ``deadline`` (a ``time.monotonic()`` value) stops early with ``complete=False``;
-    ``threads`` is the decoder's (0: all cores; a process of a pool decodes on one).
+    A first pass decodes only keyframes, one per ``KEYFRAME_EVENTS_INTERVAL`` (or per ``step``, if
+    longer), and finds events among them (skipped when the container's index already shows
+    keyframes too sparse to find events among). With keyframes at least that often, the events
+    stand; the stretches around each one's start and end are then sampled at ``step`` to time
+    them finely: from the keyframes in between where they come every ``step`` or more often
+    (intra-only codecs, short GOPs), else by decoding those stretches, but only where the first
+    pass's samples are more than two steps apart. Sparser keyframes (long GOPs): the whole span is
+    decoded, skipping the frames no other frame depends on. ``deadline`` (a ``time.monotonic()``
+    value) stops early with ``complete=False``; ``threads`` is the decoder's (0: all cores; a
+    process of a pool decodes on one).
     """
     started = time.perf_counter()
     with Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
+        screen = max(options.step, KEYFRAME_EVENTS_INTERVAL)
         too_sparse = max(KEYFRAME_EVENTS_INTERVAL, options.step * 2)  # keyframes further apart: decode all
         interval = clip.indexed_keyframe_interval()
         events: list[Event] = []
         if interval is None or interval <= too_sparse:
             usual = UsualChange()
-            events = find_events(tally(clip.keyframe_samples(options.step, start, end)), options, usual)
+            events = find_events(tally(clip.keyframe_samples(screen, start, end)), options, usual)
             interval = clip.keyframe_interval
-            if tally.complete and options.step * 2 < interval <= too_sparse:
+            spacing = max(interval, screen)  # between the first pass's samples
+            keyframes = interval <= options.step
+            if tally.complete and interval <= too_sparse and (keyframes and spacing > options.step
+                                                              or spacing > options.step * 2):
                 for event in events:
-                    _time_edges(event, clip, interval, options, usual, tally)
+                    _time_edges(event, clip, spacing, keyframes, options, usual, tally)
         if tally.complete and interval > too_sparse:
             tally.restart()
             events = find_events(tally(clip.samples(options.step, start, end)), options)
@@ -90,18 +96,20 @@ def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange 
     return build_events(motions, options.cooldown, options.tile_width)
 
 
-def _time_edges(event: Event, clip: Clip, interval: float, options: Options, usual: UsualChange,
-                tally: "_Tally") -> None:
-    """Re-time an event found among keyframes ``interval`` apart from ``step``-spaced samples
-    around its start and its end. Each lies halfway between two keyframes, the motion began (ended)
-    between them, and decoding from the first of them to the second is all it takes; the peak and
-    its tile stay as found (in a segment of a clip, the stretch may reach past the segment: the
-    event is the segment's, its timing is the clip's). What the keyframes taught about the clip's
-    usual motion is used as it is: a stretch this short would learn the event itself as usual."""
-    reach = interval / 2
+def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, options: Options,
+                usual: UsualChange, tally: "_Tally") -> None:
+    """Re-time an event found among samples ``spacing`` apart from ``step``-spaced samples around
+    its start and its end: the keyframes there, if ``keyframes`` come every step, else the frames
+    decoded. Each edge lies halfway between two samples, the motion began (ended) between them,
+    and sampling from the first of them to the second is all it takes; the peak and its tile stay
+    as found (in a segment of a clip, the stretch may reach past the segment: the event is the
+    segment's, its timing is the clip's). What the first pass taught about the clip's usual
+    motion is used as it is: a stretch this short would learn the event itself as usual."""
+    reach = spacing / 2
+    sample = clip.keyframe_samples if keyframes else clip.samples
 
     def motions(around: float):
-        samples = tally(clip.samples(options.step, max(0.0, around - reach), around + reach))
+        samples = tally(sample(options.step, max(0.0, around - reach), around + reach))
         for motion in detect(samples, options.sensitivity, usual, learning=False):
             motion.sample.release()
             yield motion
