@@ -82,10 +82,6 @@ def clips() -> list[tuple[str, Scene, dict, dict]]:
          {"codec": "libx264", "bitrate": 120_000}, {"codec": "h264"}),
         ("still_night.mp4", Scene(width=480, height=270, duration=10.0, night=True, noise=9.0, seed=16),
          {"codec": "libx264", "bitrate": 150_000}, {"codec": "h264"}),
-        # Snow all the time, large flakes near the lens somewhere in every frame: long enough (20 s)
-        # that the detector has learnt what this clip's clutter is like before it judges any sample.
-        ("still_snow.mp4", Scene(width=480, height=270, duration=20.0, snow=1.0, noise=2.0, seed=17),
-         {"codec": "libx264", "bitrate": 300_000}, {"codec": "h264"}),
         ("portrait_rot90.mp4", portrait_scene(), {"codec": "libx264", "bitrate": 150_000, "gop": 30, "rotation": 90},
          {"codec": "h264", "rotation": 90}),
         ("vfr.mkv", vfr, {"codec": "libx264", "bitrate": 150_000, "times": times}, {"codec": "h264", "vfr": True}),

@@ -48,13 +48,14 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
     the keyframes allow.
 
-    A first pass decodes only keyframes, one per ``KEYFRAME_EVENTS_INTERVAL`` (or per ``step``, if
-    longer), and finds events among them (skipped when the container's index already shows
-    keyframes too sparse to find events among). With keyframes at least that often, the events
-    stand; the stretches around each one's start and end are then sampled at ``step`` to time
-    them finely: from the keyframes in between where they come every ``step`` or more often
-    (intra-only codecs, short GOPs), else by decoding those stretches, but only where the first
-    pass's samples are more than two steps apart. Sparser keyframes (long GOPs): the whole span is
+    A first pass decodes only keyframes and finds events among them (skipped when the container's
+    index already shows keyframes too sparse to find events among): one per
+    ``KEYFRAME_EVENTS_INTERVAL`` where the index shows keyframes every ``step`` or more often
+    (intra-only codecs, short GOPs), else one per ``step``. With keyframes at most
+    ``KEYFRAME_EVENTS_INTERVAL`` (or two steps) apart, the events stand; the stretches around
+    each one's start and end are then sampled at ``step`` to time them finely: from the keyframes
+    in between, if the first pass took one a second, else by decoding those stretches, where the
+    first pass's samples are more than two steps apart. Sparser keyframes (long GOPs): the whole span is
     decoded, skipping the frames no other frame depends on. ``deadline`` (a ``time.monotonic()``
     value) stops early with ``complete=False``; ``threads`` is the decoder's (0: all cores; a
     process of a pool decodes on one).
@@ -62,17 +63,21 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     started = time.perf_counter()
     with Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
-        screen = max(options.step, KEYFRAME_EVENTS_INTERVAL)
         too_sparse = max(KEYFRAME_EVENTS_INTERVAL, options.step * 2)  # keyframes further apart: decode all
         interval = clip.indexed_keyframe_interval()
+        # Once a second only where the index shows keyframes every step (the keyframes between
+        # can then time the edges); else every keyframe on the step's grid, as sparse as they come.
+        screen = max(options.step, KEYFRAME_EVENTS_INTERVAL) if interval is not None and interval <= options.step \
+            else options.step
         events: list[Event] = []
         if interval is None or interval <= too_sparse:
             usual = UsualChange()
             events = find_events(tally(clip.keyframe_samples(screen, start, end)), options, usual)
             interval = clip.keyframe_interval
-            spacing = max(interval, screen)  # between the first pass's samples
+            # At most this far apart: the first keyframe at or after each multiple of ``screen``.
+            spacing = interval if interval >= screen else screen + interval
             keyframes = interval <= options.step
-            if tally.complete and interval <= too_sparse and (keyframes and spacing > options.step
+            if tally.complete and interval <= too_sparse and (keyframes and screen > options.step
                                                               or spacing > options.step * 2):
                 for event in events:
                     _time_edges(event, clip, spacing, keyframes, options, usual, tally)

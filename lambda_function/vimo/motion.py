@@ -17,12 +17,6 @@ own counter here, in the order the pipeline applies them:
    denser patch than the leaves behind them. The usual densities are learnt from the first
    samples before any of them is scored, so a clip that opens on a swaying tree starts quiet.
 
-5. Clutter that is everywhere but never in one place for long (snow falling past the lens, heavy
-   rain): no neighbourhood learns it as usual, yet some neighbourhood has a flake in every sample.
-   So the clip also has a usual *busiest* neighbourhood, a low quantile of the recent samples'
-   largest moving areas, and an object must be well above it. A clean scene's is zero: someone
-   walking through moves the busiest neighbourhood in a few samples, not in four out of five.
-
 What remains is scored as the fraction of the picture that moved; a sample is a hit when the
 moving pixels in its busiest neighbourhood (CELL x 3 pixels square) are enough to be an object, so
 that leftover specks scattered over the whole picture never add up to one.
@@ -63,11 +57,6 @@ MIN_DENSITY = 0.04
 # flakes of snow near the lens start to count from about 0.6.
 AREA_AT_SENSITIVITY_0 = 0.0035
 AREA_AT_SENSITIVITY_1 = 0.00008
-# The usual busiest neighbourhood is the CLUTTER_QUANTILE percentile of the last HISTORY samples'
-# (low: something must move in the busiest neighbourhood of four samples out of five to raise it);
-# a hit needs CLUTTER_FACTOR times that.
-CLUTTER_QUANTILE = 20
-CLUTTER_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -87,25 +76,12 @@ def area_threshold(sensitivity: float) -> float:
 
 
 class UsualChange:
-    """What usually changes in a clip. Per neighbourhood, how densely: the ``USUAL_QUANTILE``
-    percentile of its last ``HISTORY`` densities, spread to its neighbours. For the whole picture,
-    how much the busiest neighbourhood moves (``clutter``). Nothing is usual until there are
-    ``MIN_HISTORY`` samples to go by."""
+    """How densely each neighbourhood usually changes: the ``USUAL_QUANTILE`` percentile of its last
+    ``HISTORY`` densities, spread to its neighbours; nothing until there are ``MIN_HISTORY``."""
 
     def __init__(self):
         self._history: deque[np.ndarray] = deque(maxlen=HISTORY)
         self._usual: np.ndarray | None = None
-        self._busiest: deque[float] = deque(maxlen=HISTORY)
-
-    def add_busiest(self, area: float) -> None:
-        """The moving area (a fraction of the picture) of a sample's busiest neighbourhood."""
-        self._busiest.append(area)
-
-    def clutter(self) -> float:
-        """The busiest neighbourhood's usual moving area, as a fraction of the picture."""
-        if len(self._busiest) < MIN_HISTORY:
-            return 0.0
-        return float(np.percentile(self._busiest, CLUTTER_QUANTILE))
 
     def add(self, density: np.ndarray) -> None:
         if self._history and self._history[0].shape != density.shape:
@@ -151,30 +127,22 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
             held.append((sample, counts))
             continue
         if held:
-            yield from _score_all(held, usual, threshold, learning)
+            for waiting, waiting_counts in held:
+                yield _score(waiting, waiting_counts, usual, threshold)
             held = None
-        yield from _score_all([(sample, counts)], usual, threshold, learning)
-    yield from _score_all(held or [], usual, threshold, learning)
+        yield _score(sample, counts, usual, threshold)
+    for waiting, waiting_counts in held or ():
+        yield _score(waiting, waiting_counts, usual, threshold)
 
 
-def _score_all(measured: list, usual: UsualChange, threshold: float, learning: bool) -> Iterator[Motion]:
-    """Motions of ``(sample, cell counts)`` pairs (counts None for a first sample, which has nothing
-    to compare). Their busiest neighbourhoods join the clutter history before any is judged, so
-    the first samples of a clip are judged by what that clip is like."""
-    scored = []
-    for sample, counts in measured:
-        if counts is None:
-            scored.append((sample, 0.0, None))
-            continue
-        moving = counts * usual.moving_cells(_density(counts))
-        pixels = sample.gray.size
-        busiest = float(_neighbourhoods(moving).max()) / pixels
-        if learning:
-            usual.add_busiest(busiest)
-        scored.append((sample, float(moving.sum()) / pixels, busiest))
-    bar = max(threshold, CLUTTER_FACTOR * usual.clutter())
-    for sample, score, busiest in scored:
-        yield Motion(sample.time, score, busiest is not None and busiest >= bar, sample)
+def _score(sample, counts: np.ndarray | None, usual: UsualChange, threshold: float) -> Motion:
+    """``counts``: changed pixels per cell (None for a first sample, which has nothing to compare)."""
+    if counts is None:
+        return Motion(sample.time, 0.0, False, sample)
+    moving = counts * usual.moving_cells(_density(counts))
+    pixels = sample.gray.size
+    score = float(moving.sum()) / pixels
+    return Motion(sample.time, score, float(_neighbourhoods(moving).max()) >= threshold * pixels, sample)
 
 
 def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
