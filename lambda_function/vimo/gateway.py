@@ -58,7 +58,7 @@ def build_event(method: str, target: str, headers: list[tuple[str, str]], body: 
         single[name] = value
         multi.setdefault(name, []).append(value)
     query = parse_qs(url.query, keep_blank_values=True)
-    binary = is_binary(single.get(_find(single, "content-type"), ""))
+    binary = is_binary(_header(single, "content-type") or "")
     now = time.time()
     return {
         "resource": url.path,
@@ -74,20 +74,16 @@ def build_event(method: str, target: str, headers: list[tuple[str, str]], body: 
             "resourcePath": url.path, "httpMethod": method, "path": f"/local{url.path}", "stage": "local",
             "requestId": str(uuid.uuid4()), "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "requestTimeEpoch": int(now * 1000), "protocol": "HTTP/1.1", "apiId": "local", "accountId": "000000000000",
-            "identity": {"sourceIp": source_ip, "userAgent": single.get(_find(single, "user-agent"))},
+            "identity": {"sourceIp": source_ip, "userAgent": _header(single, "user-agent")},
         },
         "body": (base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace")) if body else None,
         "isBase64Encoded": bool(body) and binary,
     }
 
 
-def _find(headers: dict, name: str) -> str:
-    return next((k for k in headers if k.lower() == name), name)
-
-
-def _header(event: dict, name: str) -> str | None:
-    headers = event.get("headers") or {}
-    return headers.get(_find(headers, name))
+def _header(headers: dict, name: str) -> str | None:
+    """A header's value, whatever the case of its name."""
+    return next((value for key, value in headers.items() if key.lower() == name), None)
 
 
 class LambdaContext:
@@ -149,7 +145,7 @@ class Gateway(ThreadingHTTPServer):
 
     def call(self, event: dict) -> dict:
         if self.api_key and (event["httpMethod"], event["path"]) in KEYED_ROUTES \
-                and _header(event, "x-api-key") != self.api_key:
+                and _header(event.get("headers") or {}, "x-api-key") != self.api_key:
             # What API Gateway answers (through swagger.yaml's gateway responses) without a valid key.
             return _error(403, "INVALID_API_KEY", "Forbidden")
         size = len(json.dumps(event))
@@ -193,10 +189,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             size = -1
         unreadable = self.headers.get("Transfer-Encoding", "").lower() == "chunked" or size < 0
+        # A body left unread means what follows on this connection is not a request: close it.
         if unreadable:
             result = _error(400, "bad_request", "Send the body with a Content-Length.")
+            self.close_connection = True
         elif size > MAX_BODY:
             result = _error(413, "too_large", f"The body is {size / 1e6:.1f} MB; Lambda accepts about 4.4 MB of upload.")
+            self.close_connection = True
         else:
             body = self.rfile.read(size) if size else b""
             event = build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
@@ -205,8 +204,6 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:  # the function crashed: API Gateway answers 502
                 log.exception("invocation failed")
                 result = _error(502, "bad_gateway", "The function failed while handling this request.")
-        if unreadable or size > MAX_BODY:  # the body was not read: what follows on this connection is not a request
-            self.close_connection = True
         sent = self._send(result)
         log.info('%s "%s %s" %s %sB %.2fs', self.client_address[0], self.command, self.path,
                  result.get("statusCode"), sent, time.perf_counter() - started)

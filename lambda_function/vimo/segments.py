@@ -156,7 +156,6 @@ def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Opt
             analyzed_until = max(analyzed_until, result.analyzed_until or start)
             break
         analyzed_until = end
-    complete = complete and all(r is not None and r.complete for r in results)
     return Result(events, video, elapsed_ms, complete, None if complete else analyzed_until)
 
 
@@ -172,12 +171,14 @@ def analyze(clip: str | Path, options: Options, settings: Settings, deadline: fl
     invocation's ``context`` (for the function's ARN); without them the clip is analysed in one pass.
     """
 
-    duration = probe_duration(clip, settings)
-    long_clip = duration >= settings.fanout_threshold and settings.fanout != "off"
-    if long_clip and settings.fanout == "lambda" and s3_key and context is not None:
-        return run_lambda({"s3_key": s3_key}, options, settings, duration, context, deadline=deadline)
-    if long_clip and settings.fanout == "local" and local_workers(settings) > 1:
-        return run_local(str(clip), options, settings, duration, deadline=deadline)
+    on_lambda = settings.fanout == "lambda" and s3_key and context is not None
+    on_pool = settings.fanout == "local" and local_workers(settings) > 1
+    if on_lambda or on_pool:  # else one pass whatever the length: no need to open the clip twice
+        duration = probe_duration(clip, settings)
+        if duration >= settings.fanout_threshold and on_lambda:
+            return run_lambda({"s3_key": s3_key}, options, settings, duration, context, deadline=deadline)
+        if duration >= settings.fanout_threshold:
+            return run_local(str(clip), options, settings, duration, deadline=deadline)
     return analyze_clip(clip, options, settings, deadline=deadline)
 
 
@@ -361,10 +362,7 @@ def run_segment(event: dict, context) -> dict:
 
 
 def options_to_dict(options: Options) -> dict:
-    values = dataclasses.asdict(options)
-    if values.get("timestamps") is not None:
-        values["timestamps"] = list(values["timestamps"])
-    return values
+    return dataclasses.asdict(options)  # timestamps stay a tuple: JSON writes it as a list
 
 
 def options_from_dict(values: dict) -> Options:
