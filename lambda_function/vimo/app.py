@@ -18,7 +18,6 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from .config import Settings
 from .delivery import error_response, json_response, respond
 from .errors import ApiError
-from .montage import render
 from .segments import SEGMENT_KEY, analyze_upload, run_segment
 from .sources import presign_upload
 from .upload import parse_event
@@ -43,16 +42,11 @@ def page() -> Response:
 def motion() -> Response:
     settings = Settings.from_env()
     upload = parse_event(app.current_event.raw_event, settings)
-    options = upload.options
     with tempfile.TemporaryDirectory(prefix="vimo-") as workdir:
         result = analyze_upload(upload, Path(workdir), settings, deadline=_deadline(), context=app.lambda_context)
-    montage = None
-    if options.format == "jpeg" or (options.delivery or settings.default_delivery) == "s3":
-        montage = render(result.events, result.video, upload.name, options.columns, options.max_tiles,
-                         options.tile_width)
     logger.info("analysed", extra={"media": result.video.to_dict(), "events": len(result.events),
                                    "elapsed_ms": result.elapsed_ms})
-    return respond(result, montage, options, settings)
+    return respond(result, upload.name, upload.options, settings)
 
 
 @app.post("/uploads")
@@ -81,8 +75,8 @@ def refuse(error: ApiError) -> Response:
 def crash(error: Exception) -> Response:
     """A bug, not bad input: logged with its traceback, answered as JSON rather than a bare 502."""
     logger.exception("unhandled error")
-    return json_response(500, {"error": {"code": "internal_error", "message": "The server failed to process this "
-                                         "request; it has been logged."}})
+    return error_response(ApiError(500, "internal_error", "The server failed to process this request; it has been "
+                                                          "logged."))
 
 
 @app.not_found
@@ -91,10 +85,9 @@ def not_found(_: NotFoundError) -> Response:
     method = app.current_event.http_method
     if path in ROUTES:
         allowed = ", ".join(sorted(ROUTES[path]))
-        return json_response(405, {"error": {"code": "method_not_allowed",
-                                             "message": f"{method} is not allowed on {path}; use {allowed}."}},
-                             {"Allow": allowed})
-    return json_response(404, {"error": {"code": "not_found", "message": f"No such resource: {path}."}})
+        return error_response(ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed}."),
+                              {"Allow": allowed})
+    return error_response(ApiError(404, "not_found", f"No such resource: {path}."))
 
 
 @logger.inject_lambda_context

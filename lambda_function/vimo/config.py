@@ -75,7 +75,7 @@ class Options:
     delivery: str | None = None
 
     @classmethod
-    def parse(cls, fields: Mapping[str, str], base: "Options | None" = None) -> "Options":
+    def parse(cls, fields: Mapping[str, str]) -> "Options":
         """Options from raw string fields; refuses unknown names and bad values with a 400."""
         values = {}
         for name, raw in fields.items():
@@ -84,7 +84,7 @@ class Options:
                 known = ", ".join(sorted(OPTION_SPECS))
                 raise bad_request("unknown_option", f"Unknown option {name!r}. Known options: {known}.")
             values[name] = _convert(name, str(raw).strip(), spec)
-        return dataclasses.replace(base or cls(), **values)
+        return cls(**values)
 
 
 def _convert(name: str, raw: str, spec: Spec):
@@ -113,7 +113,7 @@ def _convert(name: str, raw: str, spec: Spec):
 
 @dataclass(frozen=True)
 class Settings:
-    """Deployment settings, read from the environment once per process."""
+    """Deployment settings, read from the environment (``from_env``, cheap enough to call per request)."""
 
     # Largest request body accepted; the default is what fits through API Gateway into a Lambda
     # invoke once base64-encoded. The local gateway enforces the event size itself.

@@ -31,3 +31,8 @@ def too_large(message: str) -> ApiError:
 
 def unsupported(code: str, message: str) -> ApiError:
     return ApiError(415, code, message)
+
+
+def storage_failed(message: str) -> ApiError:
+    """S3 failed us (credentials, network, a missing bucket policy): the gateway's side, not the client's."""
+    return ApiError(502, "storage_failed", message)

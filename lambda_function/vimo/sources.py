@@ -29,6 +29,7 @@ FFmpeg's HLS demuxer (which would follow URLs inside a playlist) never takes an 
 
 from __future__ import annotations
 
+import functools
 import http.client
 import ipaddress
 import os
@@ -41,7 +42,7 @@ from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
 from .config import Settings
-from .errors import ApiError, bad_request, too_large
+from .errors import ApiError, bad_request, storage_failed, too_large
 
 UPLOAD_PREFIX = "uploads/"
 UPLOAD_CONTENT_TYPE = "application/octet-stream"
@@ -78,7 +79,7 @@ def presign_upload(settings: Settings) -> dict:
         post = client().generate_presigned_post(bucket, key, Fields={"Content-Type": UPLOAD_CONTENT_TYPE},
                                                 Conditions=conditions, ExpiresIn=settings.upload_expiry)
     except Exception as exc:  # botocore raises several types (no credentials, bad config); all mean the same
-        raise ApiError(502, "storage_failed", f"Could not prepare an upload: {exc}") from None
+        raise storage_failed(f"Could not prepare an upload: {exc}") from None
     return {
         "url": post["url"],
         "method": "POST",
@@ -114,13 +115,11 @@ def open_s3_clip(key: str, settings: Settings) -> str:
     s3 = client()
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+    except (BotoCoreError, ClientError) as exc:
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             raise ApiError(404, "no_such_upload", "No clip has been uploaded under this 's3_key' (or it has "
                                                   "expired): upload it with the URL and fields of POST /uploads first.") from None
-        raise ApiError(502, "storage_failed", f"The uploaded clip could not be read from S3: {exc}") from None
-    except BotoCoreError as exc:
-        raise ApiError(502, "storage_failed", f"The uploaded clip could not be read from S3: {exc}") from None
+        raise storage_failed(f"The uploaded clip could not be read from S3: {exc}") from None
     size = head.get("ContentLength", 0)
     if size > settings.max_source_bytes:
         raise too_large(f"The uploaded clip is {size / 1e6:.0f} MB; at most {settings.max_source_bytes / 1e6:.0f} MB "
@@ -142,7 +141,7 @@ def store_source(path: Path, settings: Settings) -> str:
     try:
         client().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": UPLOAD_CONTENT_TYPE})
     except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
-        raise ApiError(502, "storage_failed", f"The clip could not be copied to S3 for analysis: {exc}") from None
+        raise storage_failed(f"The clip could not be copied to S3 for analysis: {exc}") from None
     return key
 
 
@@ -312,7 +311,9 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
 
 
+@functools.lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
+    """One context for every connection: building one parses the CA bundle (~60 ms)."""
     try:
         import certifi
 

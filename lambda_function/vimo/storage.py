@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
-from .errors import ApiError
+from .errors import ApiError, storage_failed
 
 MONTAGE_PREFIX = "montages/"
 JPEG = "image/jpeg"
@@ -69,4 +69,4 @@ def store_montage(jpeg: bytes, settings: Settings) -> str:
         return s3.generate_presigned_url("get_object", Params={"Bucket": settings.results_bucket, "Key": key},
                                          ExpiresIn=settings.url_expiry)
     except (BotoCoreError, ClientError) as exc:
-        raise ApiError(502, "storage_failed", f"The montage could not be stored in S3: {exc}") from None
+        raise storage_failed(f"The montage could not be stored in S3: {exc}") from None

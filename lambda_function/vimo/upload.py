@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from requests_toolbelt.multipart.decoder import MultipartDecoder
-
 from .config import OPTION_SPECS, Options, Settings
 from .errors import ApiError, bad_request, too_large, unsupported
 from .sources import check_upload_key
@@ -111,9 +109,9 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
     if len(frames) > settings.max_frames:
         raise too_large(f"{len(frames)} frames were sent; at most {settings.max_frames} are accepted per request.")
 
-    options = Options.parse(fields)
     if "format" not in fields and "application/json" in headers.get("accept").split(",", 1)[0]:
-        options = Options.parse({"format": "json"}, base=options)
+        fields["format"] = "json"
+    options = Options.parse(fields)
     if options.timestamps is not None and len(options.timestamps) != len(frames):
         raise bad_request("bad_option", f"'timestamps' lists {len(options.timestamps)} times for {len(frames)} frames.")
     return Upload(options=options, clip=clip, frames=tuple(frames), source=source)
@@ -161,6 +159,8 @@ def _parse_multipart(body: bytes, content_type: str,
     # Count before decoding: thousands of tiny parts would cost seconds of CPU to parse, then be refused.
     if body.count(delimiter) > settings.max_frames + len(OPTION_SPECS) + 2:
         raise too_large(f"The form has too many parts: at most {settings.max_frames} frames are accepted per request.")
+    from requests_toolbelt.multipart.decoder import MultipartDecoder  # pulls in requests: multipart requests only
+
     try:
         parts = MultipartDecoder(body, content_type).parts
     except Exception:  # the decoder raises several types on malformed input; all mean the same to us
