@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,9 +85,18 @@ def header(response: dict, name: str) -> str | None:
     return headers.get(name.lower())
 
 
-@pytest.fixture(scope="session")
-def test_data() -> Path:
-    return TEST_DATA
+@contextmanager
+def serving(server):
+    """A local ``gateway.Gateway`` (on a free loopback port) run in a thread; its base URL, without
+    a trailing slash. Shut down and closed on the way out, whatever happened."""
+    thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def write_square_clip(path: Path, seconds: float = 6.0, moving=((2.0, 4.0),), codec: str = "libx264",

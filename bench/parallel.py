@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -92,7 +91,6 @@ def main() -> int:
     parser.add_argument("--gop", type=float, default=2.0, help="seconds between keyframes (cameras: 1-4)")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT / "lambda_function"))
     from vimo.analysis import analyze_clip
     from vimo.config import Options, Settings
     from vimo.segments import run_local

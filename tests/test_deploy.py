@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -253,7 +252,7 @@ def test_results_bucket_is_private_encrypted_and_expiring(resources, template):
     assert template["Parameters"]["ResultsExpirationDays"]["Default"] >= 1
     # The bucket policy only denies (plain HTTP); it never grants anything to anyone.
     policy = resources["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]
-    assert all(statement["Effect"] == "Deny" for statement in policy["Statement"])
+    assert policy["Statement"] and all(statement["Effect"] == "Deny" for statement in policy["Statement"])
 
 
 def test_function_may_only_use_its_own_bucket_and_invoke_itself(resources):

@@ -3,22 +3,18 @@
 import base64
 import concurrent.futures
 import json
-import threading
 
 import pytest
 import requests
 
+from conftest import serving
 from vimo import gateway
 
 
 @pytest.fixture(scope="module")
 def api():
-    server = gateway.Gateway(("127.0.0.1", 0), workers=2)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(gateway.Gateway(("127.0.0.1", 0), workers=2)) as url:
+        yield url
 
 
 def test_event_is_what_api_gateway_sends():
@@ -33,7 +29,7 @@ def test_event_is_what_api_gateway_sends():
     assert event["requestContext"]["requestId"]
 
 
-def test_text_bodies_are_not_base64():
+def test_media_types_with_parameters_are_binary():
     assert gateway.is_binary("video/mp4") and gateway.is_binary("multipart/form-data; boundary=x")
 
 

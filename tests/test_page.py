@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import write_square_clip
+from conftest import serving, write_square_clip
 from PIL import Image
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 
@@ -36,24 +34,11 @@ def chromium_path() -> str:
     return path
 
 
-@contextmanager
-def serving(server: Gateway):
-    """``server`` (on a free loopback port) run in a thread; its base URL."""
-    thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def gateway():
     """The local API Gateway stand-in, without a results bucket; its base URL."""
     with serving(Gateway(("127.0.0.1", 0), workers=2)) as url:
-        yield url
+        yield url + "/"
 
 
 @pytest.fixture
@@ -64,7 +49,7 @@ def s3_gateway(s3_bucket):
     s3_bucket.client.put_bucket_cors(Bucket=s3_bucket.name, CORSConfiguration={"CORSRules": [
         {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}]})
     with serving(Gateway(("127.0.0.1", 0), workers=2, api_key="k-big")) as url:
-        yield url
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 import io
 import os
 import signal
-import threading
 
 import numpy as np
-import pytest
 import requests
 from PIL import Image
 
-from conftest import body_json, invoke, multipart_event, write_square_clip
+from conftest import body_json, invoke, multipart_event, serving, write_square_clip
 from vimo import gateway
 from vimo.analysis import analyze_clip
 from vimo.config import Options, Settings
@@ -86,15 +84,11 @@ def test_an_option_in_both_query_and_body_is_refused(square_clip):
 
 def test_the_gateway_recovers_when_a_worker_dies(square_clip):
     server = gateway.Gateway(("127.0.0.1", 0), workers=1)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/motion"
     files = {"clip": ("a.mp4", square_clip.read_bytes(), "video/mp4")}
-    try:
+    with serving(server) as base:
+        url = f"{base}/motion"
         assert requests.post(url, files=files, timeout=60).status_code == 200
         for pid in list(server.pool._processes):
             os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
         statuses = [requests.post(url, files=files, timeout=60).status_code for _ in range(2)]
         assert statuses[-1] == 200 and statuses[0] in (200, 502)
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -11,12 +11,12 @@ without the API key, 405 for methods the spec does not list.
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
+from conftest import serving
 from vimo import gateway
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
@@ -25,11 +25,8 @@ API_KEY = "schemathesis-key"
 
 @pytest.fixture
 def api(s3_bucket):
-    server = gateway.Gateway(("127.0.0.1", 0), workers=2, api_key=API_KEY)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(gateway.Gateway(("127.0.0.1", 0), workers=2, api_key=API_KEY)) as url:
+        yield url
 
 
 def test_the_api_behaves_as_its_spec_says(api):

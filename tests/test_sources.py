@@ -31,7 +31,6 @@ import requests
 from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
-from conftest import write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import sources
 from vimo.config import Settings
@@ -144,8 +143,8 @@ def object_exists(bucket, key: str) -> bool:
     return any(o["Key"] == key for o in listing.get("Contents", []))
 
 
-def test_presigned_upload_flow_then_analysis_over_http(policy_s3, tmp_path):
-    clip = write_square_clip(tmp_path / "square.mp4")
+def test_presigned_upload_flow_then_analysis_over_http(policy_s3, square_clip):
+    clip = square_clip
     settings = settings_for(policy_s3)
     presigned = sources.presign_upload(settings)
 

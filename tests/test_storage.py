@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 import requests
 
-from conftest import body_bytes, body_json, header, invoke, multipart_event, write_square_clip
+from conftest import body_bytes, body_json, header, invoke, multipart_event, serving, write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import delivery, storage
 from vimo.config import Settings
@@ -101,10 +101,6 @@ def test_two_concurrent_requests_get_two_objects(s3_bucket, clip):
     """Two requests at once through the local gateway (one worker process each, as on Lambda)."""
     from vimo.gateway import Gateway
 
-    server = Gateway(("127.0.0.1", 0), workers=2)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     session = requests.Session()
     session.trust_env = False
     barrier = threading.Barrier(2)
@@ -116,12 +112,8 @@ def test_two_concurrent_requests_get_two_objects(s3_bucket, clip):
         assert answer.status_code == 200, answer.text
         return answer.json()["montage_url"]
 
-    try:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            urls = list(pool.map(post, range(2)))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Gateway(("127.0.0.1", 0), workers=2)) as base, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        urls = list(pool.map(post, range(2)))
     keys = {key_of(url, s3_bucket.name) for url in urls}
     assert len(keys) == 2
     listed = {o["Key"] for o in s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name)["Contents"]}

@@ -11,7 +11,6 @@ Two kinds of configuration live here:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Mapping
