@@ -9,16 +9,13 @@ own counter here, in the order the pipeline applies them:
 2. Lighting drift and flicker: the second frame's brightness is matched to the first's before
    comparing, so a scene growing brighter, or a lamp pulsing, changes nothing.
 3. Isolated specks (leftover noise, raindrops): removed by a morphological opening.
-4. Endless motion (leaves in the wind, drifting snow, water): it changes a scattered few pixels in the same
+4. Endless motion (leaves in the wind, snow, water): it changes a scattered few pixels in the same
    neighbourhoods sample after sample, in gusts. So each neighbourhood has a usual density of
    change, a high quantile of its densities over the last ``HISTORY`` samples (long enough to
    span the lulls between gusts), and its changes count only when they are much denser than
    usual. Someone walking past is a dense patch where the usual is nearly nothing, and still a
    denser patch than the leaves behind them. The usual densities are learnt from the first
    samples before any of them is scored, so a clip that opens on a swaying tree starts quiet.
-
-5. Things that are gone a moment later (snowflakes near the lens): only the changes around
-   objects that make a track through three samples count (see ``objects``).
 
 What remains is scored as the fraction of the picture that moved; a sample is a hit when the
 moving pixels in its busiest neighbourhood (CELL x 3 pixels square) are enough to be an object, so
@@ -27,15 +24,12 @@ that leftover specks scattered over the whole picture never add up to one.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
-
-from .objects import LARGE_AREA, MIN_AREA_OF_THRESHOLD, Blob, around, find_blobs, follow
 
 # A pixel changed if its difference exceeds NOISE_FACTOR times the pair's noise level (estimated from
 # the median difference, which static pixels dominate), and never less than MIN_DIFFERENCE gray
@@ -59,7 +53,8 @@ DENSITY_FACTOR = 3.0
 MIN_DENSITY = 0.04
 # Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
 # sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
-# at 480x270): a person 5 % of the picture high (one 3 % high makes no track: see ``objects``).
+# at 480x270): a person 5 % of the picture high. A person 3 % high needs about 0.7; rain and
+# flakes of snow near the lens start to count from about 0.6.
 AREA_AT_SENSITIVITY_0 = 0.0035
 AREA_AT_SENSITIVITY_1 = 0.00008
 
@@ -112,114 +107,42 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
 
     The first ``HISTORY`` samples are held back until the usual densities have been learnt from
     them; meanwhile their pictures wait shrunk to ``picture_width`` (the tile width), not as full
-    frames. Each sample's verdict then waits for the three after it, which say whether what
-    changed was an object (see ``objects``). Pass the ``usual`` of an earlier pass over the same clip, with
-    ``learning=False``, to re-score a short stretch of it: too short to learn from or to follow
-    objects in, and that pass has already found them real, so every change counts.
+    frames. Pass the ``usual`` of an earlier pass over the same clip, with ``learning=False``, to
+    score a short stretch with what that pass learnt.
     """
     threshold = area_threshold(sensitivity)
-    changes = _changes(samples, UsualChange() if usual is None else usual, learning, picture_width)
-    if not learning:
-        return (_motion(change, threshold) for change in changes)
-    return _follow(changes, threshold)
-
-
-@dataclass
-class _Change:
-    """A sample, the pixels that changed since the previous one in neighbourhoods moving more than
-    usual (None for a first sample, which has nothing to compare), and, once the samples around
-    it are known, its objects and which of them are real."""
-
-    sample: object
-    moving: np.ndarray | None
-    blobs: list[Blob] = field(default_factory=list)
-    real: set[Blob] = field(default_factory=set)
-
-
-def _changes(samples: Iterable, usual: UsualChange, learning: bool, picture_width: int) -> Iterator[_Change]:
-    held: list[tuple[object, np.ndarray | None, np.ndarray | None]] | None = [] if learning else None
+    usual = UsualChange() if usual is None else usual
+    held: list[tuple[object, np.ndarray | None]] | None = [] if learning else None  # (sample, cell counts)
     previous = None
     for sample in samples:
         frame = _blur(sample.gray.astype(np.float32))
-        changed = counts = None
+        counts = None
         if previous is not None and previous.shape == frame.shape:
-            changed = changed_pixels(previous, frame)
-            counts = _cell_counts(changed)
+            counts = _cell_counts(changed_pixels(previous, frame))
             if learning:
                 usual.add(_density(counts))
         previous = frame
         if held is not None and len(held) < HISTORY:
             sample.shrink(picture_width)
-            held.append((sample, changed, counts))
+            held.append((sample, counts))
             continue
         if held:
-            for waiting in held:
-                yield _change(*waiting, usual)
+            for waiting, waiting_counts in held:
+                yield _score(waiting, waiting_counts, usual, threshold)
             held = None
-        yield _change(sample, changed, counts, usual)
-    for waiting in held or ():
-        yield _change(*waiting, usual)
+        yield _score(sample, counts, usual, threshold)
+    for waiting, waiting_counts in held or ():
+        yield _score(waiting, waiting_counts, usual, threshold)
 
 
-def _change(sample, changed: np.ndarray | None, counts: np.ndarray | None, usual: UsualChange) -> _Change:
-    if changed is None:
-        return _Change(sample, None)
-    cells = usual.moving_cells(_density(counts))
-    pixels = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)[:changed.shape[0], :changed.shape[1]]
-    return _Change(sample, changed & pixels)
-
-
-def _follow(changes: Iterator[_Change], threshold: float) -> Iterator[Motion]:
-    """Scores each change counting only the pixels around real objects: those of the sample and of
-    the one before (the change since then shows both where an object was and where it is).
-
-    A sample's objects are known once the next sample is; the tracks through it, once the one after
-    that is; and a track may start at it, so its verdict waits for the three samples after it.
-    Those wait in ``recent``, with the one being scored and the one before it. Three empty changes
-    after the last flush the stream.
-    """
-    recent: deque[_Change] = deque(maxlen=5)
-    end = _Change(None, None)
-    for change in itertools.chain(changes, (end, end, end)):
-        if recent and recent[-1] is not end:
-            _find_objects(recent[-1], change, threshold)
-        recent.append(change)
-        if len(recent) >= 4 and recent[-3].moving is not None:  # tracks through the last with known objects but one
-            before, now, after = recent[-4], recent[-3], recent[-2]
-            for blob in follow(before.blobs, now.blobs, after.blobs, now.moving.size):
-                for c in (before, now, after):
-                    if blob in c.blobs:
-                        c.real.add(blob)
-        if len(recent) < 4 or recent[-4] is end:
-            continue
-        scored = recent[-4]
-        before = recent[-5] if len(recent) == 5 else end
-        if scored.moving is not None:
-            scored.moving = scored.moving & around(scored.real | before.real, scored.moving.shape)
-        yield _motion(scored, threshold)
-
-
-def _find_objects(change: _Change, after: _Change, threshold: float) -> None:
-    """The objects of ``change``: where it changed both before and after it; and each patch of its
-    change large enough to be an object by itself (also where there is no sample after it, or
-    where brightness matching went wrong around a large object: it needs no track anyway)."""
-    moving = change.moving
-    if moving is None:
-        return
-    large = LARGE_AREA * moving.size
-    change.blobs = find_blobs(moving, after.moving, MIN_AREA_OF_THRESHOLD * threshold * moving.size)
-    if moving.sum() >= large:
-        change.blobs += [b for b in find_blobs(moving, moving, large) if b not in change.blobs]
-
-
-def _motion(change: _Change, threshold: float) -> Motion:
-    sample = change.sample
-    if change.moving is None:
+def _score(sample, counts: np.ndarray | None, usual: UsualChange, threshold: float) -> Motion:
+    """``counts``: changed pixels per cell (None for a first sample, which has nothing to compare)."""
+    if counts is None:
         return Motion(sample.time, 0.0, False, sample)
-    counts = _cell_counts(change.moving)
-    pixels = change.moving.size
-    score = float(counts.sum()) / pixels
-    return Motion(sample.time, score, float(_neighbourhoods(counts).max()) >= threshold * pixels, sample)
+    moving = counts * usual.moving_cells(_density(counts))
+    pixels = sample.gray.size
+    score = float(moving.sum()) / pixels
+    return Motion(sample.time, score, float(_neighbourhoods(moving).max()) >= threshold * pixels, sample)
 
 
 def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -242,15 +165,14 @@ def _cell_counts(changed: np.ndarray) -> np.ndarray:
 
 
 def _neighbourhoods(cells: np.ndarray) -> np.ndarray:
-    """Each cell's value summed with its 3x3 neighbours' (none beyond the picture's edges)."""
-    p = _pad(cells, edge=False)
+    """Each cell's value summed with its 3x3 neighbours'."""
+    p = _pad(cells)
     p = p[:-2] + p[1:-1] + p[2:]
     return p[:, :-2] + p[:, 1:-1] + p[:, 2:]
 
 
 def _density(counts: np.ndarray) -> np.ndarray:
-    """Fraction of changed pixels in each cell's 3x3-cell neighbourhood (what lies beyond the
-    picture counts as unchanged, here as in ``_neighbourhoods``)."""
+    """Fraction of changed pixels in each cell's 3x3-cell neighbourhood."""
     return _neighbourhoods(counts) / (9 * CELL * CELL)
 
 
