@@ -87,8 +87,9 @@ def header(response: dict, name: str) -> str | None:
 
 @contextmanager
 def serving(server):
-    """A local ``gateway.Gateway`` (on a free loopback port) run in a thread; its base URL, without
-    a trailing slash. Shut down and closed on the way out, whatever happened."""
+    """A local server (a ``gateway.Gateway``, an HTTP or WSGI server on a free loopback port) run in
+    a thread; its base URL, without a trailing slash. Shut down and closed on the way out, whatever
+    happened."""
     thread = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
     thread.start()
     try:
@@ -97,6 +98,20 @@ def serving(server):
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def serving_files(folder: Path):
+    """The files of ``folder`` over plain HTTP, without a log line per request; the base URL."""
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(folder)))) as url:
+        yield url
 
 
 def write_square_clip(path: Path, seconds: float = 6.0, moving=((2.0, 4.0),), codec: str = "libx264",

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import body_bytes, header, multipart_event
+from conftest import body_bytes, gateway_event, header, invoke, multipart_event, write_square_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -369,22 +369,7 @@ json.dump(answer, open(answer_file, "w"))
 
 
 def test_sam_build_artifact_answers_a_multipart_event_with_a_jpeg(sam_build, sam_env, tmp_path):
-    import av
-    import numpy as np
-
-    clip = tmp_path / "square.mp4"
-    background = (np.random.default_rng(3).random((120, 160, 3)) * 60 + 100).astype(np.uint8)
-    with av.open(str(clip), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(75):
-            frame = background.copy()
-            if 25 <= i < 50:
-                frame[40:80, (i - 25) * 5:(i - 25) * 5 + 30] = 20
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    clip = write_square_clip(tmp_path / "square.mp4", seconds=3.0, moving=((1.0, 2.0),), size=(160, 120))
     event_file, answer_file = tmp_path / "event.json", tmp_path / "answer.json"
     event_file.write_text(json.dumps(multipart_event([("clip", ("square.mp4", clip.read_bytes(), "video/mp4"))])))
     # -I -S: no user site, no site-packages, no PYTHON* variables: only the artifact and the stdlib.
@@ -403,8 +388,6 @@ def test_sam_build_artifact_answers_a_multipart_event_with_a_jpeg(sam_build, sam
 
 def test_the_function_answers_the_preflights_swagger_sends_it(swagger):
     """OPTIONS goes to the function (aws_proxy, not a MOCK that "*/*" would break): it must answer CORS."""
-    from conftest import gateway_event, invoke
-
     for path, methods in swagger["paths"].items():
         event = gateway_event(method="OPTIONS", path=path, headers={
             "Origin": "https://example.org", "Access-Control-Request-Method": "POST",

@@ -32,7 +32,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from PIL import Image
 
 from conftest import body_bytes, body_json, gateway_event, header, invoke
@@ -188,8 +188,8 @@ def test_broken_base64_is_refused(data, how, at, char, content_type):
         base64.b64decode(event["body"], validate=True)
     except ValueError:
         pass
-    else:  # the mangling happened to keep it valid (rare): then it is simply junk media
-        return
+    else:  # the mangling happened to keep it valid (rare): then it is simply junk media, not this test's case
+        assume(False)
     error = assert_refused(timed_invoke(event), 400)
     assert error["code"] in ("bad_base64", "empty_body")
 

@@ -1,14 +1,11 @@
 """Clips sent by reference through the handler: POST /uploads, then {"s3_key"}; or {"movie_url"}."""
 
 import json
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from conftest import body_bytes, body_json, gateway_event, header, invoke
+from conftest import body_bytes, body_json, gateway_event, header, invoke, serving_files
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 
 
@@ -59,12 +56,8 @@ def test_body_that_is_not_json():
 
 @pytest.fixture
 def clip_server(square_clip):
-    handler = partial(SimpleHTTPRequestHandler, directory=str(square_clip.parent))
-    handler.log_message = lambda *args: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/{square_clip.name}"
-    server.shutdown()
+    with serving_files(square_clip.parent) as url:
+        yield f"{url}/{square_clip.name}"
 
 
 def test_movie_url_is_fetched_and_analysed(clip_server, monkeypatch):

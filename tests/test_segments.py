@@ -21,7 +21,7 @@ from botocore.stub import ANY, Stubber
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from PIL import Image
 
-from conftest import FakeContext, write_square_clip
+from conftest import FakeContext, serving_files, write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import segments
 from vimo.analysis import analyze_clip
@@ -181,6 +181,7 @@ def test_local_pool_gives_the_serial_events(long_clip):
     options = Options()
     settings = Settings(segment_seconds=2.0, workers=2, fanout_threshold=5.0)
     serial = analyze_clip(long_clip, options, settings)
+    assert len(serial.events) == 2
     result = segments.analyze(long_clip, options, settings)  # 12 s over 2 workers: 6 segments of 2 s
     assert_similar_events(result.events, serial.events, options.step)
     assert result.complete
@@ -276,11 +277,12 @@ def test_fan_out_invokes_itself_per_segment_and_merges(long_clip):
         assert 0 < job["budget_ms"] <= 20_000 - segments.PARENT_MARGIN * 1000
     assert router.most_in_flight <= 3
     serial = analyze_clip(long_clip, options, Settings())
+    assert len(serial.events) == 2
     assert_similar_events(result.events, serial.events, options.step)  # the first crossing straddles 4.0
     assert result.complete and all(isinstance(e.tile, Image.Image) for e in result.events)
 
 
-def test_fan_out_respects_the_concurrency_limit(long_clip):
+def test_fan_out_respects_the_concurrency_limit():
     options = Options()
     settings = Settings(segment_seconds=1.0, fanout_concurrency=2)
     plan = segments.plan_segments(12.0, 6.0, options.step)
@@ -362,27 +364,14 @@ def test_run_segment_reads_its_part_from_s3(s3_bucket, long_clip, monkeypatch):
 
 
 def test_analyze_source_from_a_movie_url(long_clip, tmp_path):
-    import functools
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(long_clip.parent)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/{long_clip.name}"
+    with serving_files(long_clip.parent) as base:
+        url = f"{base}/{long_clip.name}"
         settings = Settings(allow_loopback_urls=True, fanout="off")
         result = segments.analyze_source({"movie_url": url}, tmp_path, Options(), settings, time.monotonic() + 15)
         assert len(result.events) == 2 and (tmp_path / "clip").stat().st_size == long_clip.stat().st_size
         with pytest.raises(ApiError) as refused:  # the same URL without the loopback allowance
             segments.analyze_source({"movie_url": url}, tmp_path, Options(), Settings())
         assert refused.value.code == "forbidden_url"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def test_analyze_source_from_an_upload_in_segments(s3_bucket, long_clip, tmp_path):

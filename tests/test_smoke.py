@@ -1,6 +1,6 @@
 """The spine, end to end through the handler, for each request form."""
 
-from conftest import body_bytes, body_json, gateway_event, header, invoke, multipart_event
+from conftest import FakeContext, body_bytes, body_json, gateway_event, header, invoke, multipart_event
 
 
 def clip_field(path):
@@ -73,8 +73,6 @@ def test_no_motion_is_still_a_sheet(square_frames):
 
 
 def test_deadline_returns_partial_result(square_clip):
-    from conftest import FakeContext
-
     context = FakeContext(remaining_ms=3000)  # nothing left after the response reserve
     payload = body_json(invoke(multipart_event([clip_field(square_clip), ("format", "json")]), context))
     assert payload["complete"] is False and "analyzed_until" in payload

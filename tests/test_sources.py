@@ -20,7 +20,6 @@ import io
 import json
 import socket
 import ssl
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,9 +30,11 @@ import requests
 from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
+from conftest import serving
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import sources
-from vimo.config import Settings
+from vimo.analysis import analyze_clip
+from vimo.config import Options, Settings
 from vimo.errors import ApiError
 
 # -- S3: presigned uploads ------------------------------------------------------------------------------
@@ -117,14 +118,9 @@ def policy_s3(s3_bucket, monkeypatch):
 
     server = make_server("127.0.0.1", 0, PostPolicy(DomainDispatcherApplication(create_backend_app), s3_bucket.secret_key),
                          threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}")
-    try:
+    with serving(server) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         yield s3_bucket
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def settings_for(bucket, **changes) -> Settings:
@@ -144,7 +140,6 @@ def object_exists(bucket, key: str) -> bool:
 
 
 def test_presigned_upload_flow_then_analysis_over_http(policy_s3, square_clip):
-    clip = square_clip
     settings = settings_for(policy_s3)
     presigned = sources.presign_upload(settings)
 
@@ -155,17 +150,14 @@ def test_presigned_upload_flow_then_analysis_over_http(policy_s3, square_clip):
     assert ["starts-with", "$key", "uploads/"] in policy["conditions"]
     assert {"key": presigned["key"]} in policy["conditions"]
 
-    answer = post_upload(presigned, clip.read_bytes())
+    answer = post_upload(presigned, square_clip.read_bytes())
     assert answer.status_code == 204, answer.text
     stored = policy_s3.client.get_object(Bucket=policy_s3.name, Key=presigned["key"])
-    assert stored["Body"].read() == clip.read_bytes()
+    assert stored["Body"].read() == square_clip.read_bytes()
     assert stored["ContentType"] == sources.UPLOAD_CONTENT_TYPE
 
     url = sources.open_s3_clip(presigned["key"], settings)
     assert url.startswith(policy_s3.client.meta.endpoint_url.rsplit(":", 1)[0]) or url.startswith("http://127.0.0.1")
-    from vimo.analysis import analyze_clip
-    from vimo.config import Options
-
     result = analyze_clip(url, Options(), settings)  # FFmpeg reads the object over HTTP
     assert len(result.events) == 1
     assert 1.5 <= result.events[0].start <= 2.5 and 3.5 <= result.events[0].end <= 4.6
@@ -295,24 +287,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
     def handle_error(self, request, client_address):
         pass  # clients that hang up (size cap, timeouts, refused certificates) are the point of these tests
 
 
-def serve(server: ThreadingHTTPServer):
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread
-
-
 @pytest.fixture(scope="module")
 def web():
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    thread = serve(server)
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving(QuietServer(("127.0.0.1", 0), Handler)) as url:
+        yield url
 
 
 LOOPBACK_OK = Settings(allow_loopback_urls=True, fetch_timeout=2.0, fetch_total_timeout=5.0, max_source_bytes=1_000_000)
@@ -503,10 +487,8 @@ def tls_web(tmp_path_factory):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = serve(server)
-    yield server.server_port, folder / "cert.pem"
-    server.shutdown()
-    thread.join()
+    with serving(server):
+        yield server.server_port, folder / "cert.pem"
 
 
 def test_tls_uses_the_host_name_for_sni_and_verification(tls_web, tmp_path, monkeypatch, connections):
