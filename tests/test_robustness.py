@@ -36,6 +36,17 @@ def test_short_gop_is_screened_a_second_apart_and_timed_at_step(tmp_path):
     assert screened < result.video.frames_analyzed < grid
 
 
+def test_timing_the_edges_leaves_the_length_where_the_pass_got_to(tmp_path, monkeypatch):
+    """Re-timing an event's edges looks again at a stretch behind the first pass; the clip's length
+    (when the header has none) and ``analyzed_until`` are still where that pass got to."""
+    from vimo.frames import Clip
+
+    clip = write_square_clip(tmp_path / "gop12.mp4", seconds=12.0, moving=((3.3, 7.3),), gop=12)
+    monkeypatch.setattr(Clip, "duration_hint", lambda self, stream=None: 0.0)
+    result = analyze_clip(clip, Options(step=0.5), Settings())
+    assert len(result.events) == 1 and result.video.duration >= 11.0, result.video
+
+
 def test_someone_moving_in_every_sample_stays_a_hit():
     """A clip in which someone moves the whole time (a doorbell's motion-triggered recording): the
     busiest neighbourhood moves in every sample, which is also what snow looks like to the clutter

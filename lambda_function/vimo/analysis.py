@@ -114,7 +114,7 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
     sample = clip.keyframe_samples if keyframes else clip.samples
 
     def motions(around: float):
-        samples = tally(sample(options.step, max(0.0, around - reach), around + reach))
+        samples = tally.again(sample(options.step, max(0.0, around - reach), around + reach))
         for motion in detect(samples, options.sensitivity, usual, learning=False):
             motion.sample.release()
             yield motion
@@ -161,11 +161,17 @@ class _Tally:
         self.rotation = 0
 
     def __call__(self, samples):
+        for sample in self.again(samples):
+            self.last_time = sample.time
+            self.rotation = sample.rotation
+            yield sample
+
+    def again(self, samples):
+        """Counts the samples of a stretch looked at again and stops at the deadline, but leaves
+        ``last_time`` where the pass got to: an event's edges lie behind it."""
         for sample in samples:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 self.complete = False
                 return
             self.n += 1
-            self.last_time = sample.time
-            self.rotation = sample.rotation
             yield sample
