@@ -112,34 +112,37 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
     """
     threshold = area_threshold(sensitivity)
     usual = UsualChange() if usual is None else usual
-    held: list[tuple[object, np.ndarray | None]] | None = [] if learning else None  # (sample, cell counts)
+    held: list[tuple] | None = [] if learning else None  # (sample, cell counts, densities)
     previous = None
     for sample in samples:
         frame = _blur(sample.gray.astype(np.float32))
-        counts = None
+        counts = density = None
         if previous is not None and previous.shape == frame.shape:
             counts = _cell_counts(changed_pixels(previous, frame))
+            density = _density(counts)
             if learning:
-                usual.add(_density(counts))
+                usual.add(density)
         previous = frame
         if held is not None and len(held) < HISTORY:
             sample.shrink(picture_width)
-            held.append((sample, counts))
+            held.append((sample, counts, density))
             continue
         if held:
-            for waiting, waiting_counts in held:
-                yield _score(waiting, waiting_counts, usual, threshold)
+            for waiting in held:
+                yield _score(*waiting, usual, threshold)
             held = None
-        yield _score(sample, counts, usual, threshold)
-    for waiting, waiting_counts in held or ():
-        yield _score(waiting, waiting_counts, usual, threshold)
+        yield _score(sample, counts, density, usual, threshold)
+    for waiting in held or ():
+        yield _score(*waiting, usual, threshold)
 
 
-def _score(sample, counts: np.ndarray | None, usual: UsualChange, threshold: float) -> Motion:
-    """``counts``: changed pixels per cell (None for a first sample, which has nothing to compare)."""
+def _score(sample, counts: np.ndarray | None, density: np.ndarray | None, usual: UsualChange,
+           threshold: float) -> Motion:
+    """``counts``: changed pixels per cell, ``density`` their neighbourhoods' (None for a first
+    sample, which has nothing to compare)."""
     if counts is None:
         return Motion(sample.time, 0.0, False, sample)
-    moving = counts * usual.moving_cells(_density(counts))
+    moving = counts * usual.moving_cells(density)
     pixels = sample.gray.size
     score = float(moving.sum()) / pixels
     return Motion(sample.time, score, float(_neighbourhoods(moving).max()) >= threshold * pixels, sample)
