@@ -374,6 +374,23 @@ def test_analyze_source_from_a_movie_url(long_clip, tmp_path):
         assert refused.value.code == "forbidden_url"
 
 
+def test_a_long_movie_url_on_lambda_is_stored_once_and_fanned_out(s3_bucket, long_clip, tmp_path, monkeypatch):
+    options = Options()
+    settings = Settings(allow_loopback_urls=True, fanout="lambda", results_bucket=s3_bucket.name,
+                        fanout_threshold=5.0, segment_seconds=2.0, fanout_concurrency=3)
+    plan = segments.plan_segments(12.0, segments.segment_length(12.0, 3, 2.0), options.step)
+    router = Router(real_answers(long_clip, plan, options))
+    monkeypatch.setattr(segments, "lambda_client", lambda **kwargs: router)
+    with serving_files(long_clip.parent) as base:
+        result = segments.analyze_source({"movie_url": f"{base}/{long_clip.name}"}, tmp_path, options, settings,
+                                         context=FakeContext(20_000))
+    router.assert_all_used()
+    [key] = {r["vimo_segment"]["source"]["s3_key"] for r in router.requests}
+    stored = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)
+    assert stored["ContentLength"] == long_clip.stat().st_size
+    assert len(result.events) == 2 and result.complete
+
+
 def test_analyze_source_from_an_upload_in_segments(s3_bucket, long_clip, tmp_path):
     key = "uploads/2024/01/01/" + "c" * 32
     s3_bucket.client.upload_file(str(long_clip), s3_bucket.name, key)

@@ -210,11 +210,12 @@ def analyze_source(source: dict, workdir: Path, options: Options, settings: Sett
         return analyze(open_s3_clip(key, settings), options, settings, deadline, s3_key=key, context=context)
     path = Path(workdir) / "clip"  # never the URL's file name
     fetch_url(source["movie_url"], path, settings, deadline)
-    key = None
-    if settings.fanout == "lambda" and context is not None and settings.results_bucket \
-            and probe_duration(path, settings) >= settings.fanout_threshold:
-        key = store_source(path, settings)
-    return analyze(path, options, settings, deadline, s3_key=key, context=context)
+    if settings.fanout == "lambda" and context is not None and settings.results_bucket:
+        duration = probe_duration(path, settings)
+        if duration >= settings.fanout_threshold:
+            key = store_source(path, settings)
+            return run_lambda({"s3_key": key}, options, settings, duration, context, deadline=deadline)
+    return analyze(path, options, settings, deadline, context=context)
 
 
 def probe_duration(clip: str | Path, settings: Settings) -> float:
