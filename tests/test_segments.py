@@ -274,7 +274,7 @@ def test_fan_out_invokes_itself_per_segment_and_merges(long_clip):
         assert set(request) == {"vimo_segment"} and job["source"] == SOURCE
         assert segments.options_from_dict(job["options"]) == options
         assert job["end"] == dict(plan)[job["start"]] or (job["end"] is None and job["start"] == 8.0)
-        assert 0 < job["budget_ms"] <= 20_000 - segments.PARENT_MARGIN * 1000
+        assert 0 < job["budget_ms"] <= 20_000 - segments.RESPONSE_RESERVE * 1000
     assert router.most_in_flight <= 3
     serial = analyze_clip(long_clip, options, Settings())
     assert len(serial.events) == 2
@@ -301,7 +301,7 @@ def test_fan_out_stops_at_its_deadline_and_says_how_far_it_got(long_clip):
     router = Router(answers, delays={8.0: 5.0})  # the last segment does not answer in time
     started = time.monotonic()
     result = segments.run_lambda(SOURCE, options, Settings(segment_seconds=4.0, fanout_concurrency=3), 12.0,
-                                 FakeContext(int((segments.PARENT_MARGIN + 1.0) * 1000)), client=router)
+                                 FakeContext(int((segments.RESPONSE_RESERVE + 1.0) * 1000)), client=router)
     assert time.monotonic() - started < 3.5
     assert not result.complete and result.analyzed_until == 8.0
     # the first crossing (2.2-5.2 s, across the boundary at 4 s); the second was in the lost part

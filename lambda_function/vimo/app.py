@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from .config import Settings
 from .delivery import error_response, json_response, respond
 from .errors import ApiError
-from .segments import SEGMENT_KEY, analyze_upload, run_segment
+from .segments import RESPONSE_RESERVE, SEGMENT_KEY, analyze_upload, run_segment
 from .sources import presign_upload
 from .upload import parse_event
 
@@ -26,8 +26,6 @@ logger = Logger(service="vimo")
 cors = CORSConfig(allow_origin="*", allow_headers=["Content-Type", "X-Api-Key", "Accept"],
                   expose_headers=["X-Motion-Events"], max_age=600)
 app = APIGatewayRestResolver(cors=cors)
-# Time kept back from Lambda's deadline to render the montage and send the answer.
-RESPONSE_RESERVE_MS = 3000
 ROUTES = {"/": {"GET"}, "/motion": {"POST"}, "/uploads": {"POST"}}
 PAGE = Path(__file__).with_name("static") / "index.html"
 
@@ -62,7 +60,7 @@ def _deadline() -> float | None:
     context = app.lambda_context
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None
-    return time.monotonic() + (context.get_remaining_time_in_millis() - RESPONSE_RESERVE_MS) / 1000
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE
 
 
 @app.exception_handler(ApiError)

@@ -57,9 +57,10 @@ from .upload import Upload
 # Local pool: this many segments per worker, so that a segment full of motion (decoded in full)
 # does not leave the other cores idle at the end.
 SEGMENTS_PER_WORKER = 3
-# Lambda: seconds a parent keeps for itself after its segments are due (merge, montage, response),
-# and a segment worker keeps before its own timeout.
-PARENT_MARGIN = 3.0
+# Lambda: seconds the handler keeps back from its invocation's timeout to merge segments, render
+# the montage and answer (its analysis deadline leaves this much), and seconds a segment worker
+# keeps before its own timeout.
+RESPONSE_RESERVE = 3.0
 SEGMENT_MARGIN = 1.5
 # Local pool: seconds past the deadline to wait for segments that are stopping at it.
 LOCAL_GRACE = 2.0
@@ -288,9 +289,8 @@ def run_lambda(source: dict, options: Options, settings: Settings, duration: flo
     """
     started = time.perf_counter()
     now = time.monotonic()
-    budget = context.get_remaining_time_in_millis() / 1000 - PARENT_MARGIN
-    if deadline is not None:
-        budget = min(budget, deadline - now)
+    budget = deadline - now if deadline is not None else \
+        context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE
     deadline = now + budget
     slots = max(1, settings.fanout_concurrency)
     plan = plan_segments(duration, segment_length(duration, slots, settings.segment_seconds), options.step)
@@ -319,7 +319,7 @@ def run_lambda(source: dict, options: Options, settings: Settings, duration: flo
     try:
         futures = [pool.submit(invoke, start, end) for start, end in plan]
         # A worker answers within its budget; a little grace covers the network around it.
-        results = _collect(futures, deadline, grace=PARENT_MARGIN / 2)
+        results = _collect(futures, deadline, grace=RESPONSE_RESERVE / 2)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # never wait on a worker that is past its time
     return combine(results, plan, options, round((time.perf_counter() - started) * 1000))
