@@ -46,6 +46,7 @@ from .errors import ApiError, bad_request, storage_failed, too_large
 
 UPLOAD_PREFIX = "uploads/"
 UPLOAD_CONTENT_TYPE = "application/octet-stream"
+UPLOADS_NEED_S3 = "Uploads go through S3"  # what a 501 says when no bucket is configured
 # The keys presign_upload makes: uploads/YYYY/MM/DD/<32 hex digits>. Nothing else is ever read.
 UPLOAD_KEY = re.compile(r"uploads/\d{4}/\d{2}/\d{2}/[0-9a-f]{32}")
 # Seconds a presigned GET for FFmpeg stays valid: long enough for the longest invocation (15 min).
@@ -66,9 +67,9 @@ def presign_upload(settings: Settings) -> dict:
     signed policy: the key (exactly this one, and in any case under ``uploads/``), the size
     (``content-length-range``), the Content-Type and the expiry.
     """
-    bucket = _bucket(settings)
-    from .storage import client, new_key
+    from .storage import client, new_key, results_bucket
 
+    bucket = results_bucket(settings, UPLOADS_NEED_S3)
     key = new_key(UPLOAD_PREFIX, "")
     conditions = [
         ["starts-with", "$key", UPLOAD_PREFIX],
@@ -107,10 +108,11 @@ def open_s3_clip(key: str, settings: Settings) -> str:
     (S3 already refused bigger uploads; this also covers objects put there any other way).
     """
     key = check_upload_key(key)
-    bucket = _bucket(settings)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .storage import client
+    from .storage import client, results_bucket
+
+    bucket = results_bucket(settings, UPLOADS_NEED_S3)
 
     s3 = client()
     try:
@@ -131,9 +133,9 @@ def open_s3_clip(key: str, settings: Settings) -> str:
 
 def store_source(path: Path, settings: Settings) -> str:
     """Copy a local clip (a fetched movie_url) to S3 under a new upload key, for segment workers."""
-    bucket = _bucket(settings)
-    from .storage import client, new_key
+    from .storage import client, new_key, results_bucket
 
+    bucket = results_bucket(settings, UPLOADS_NEED_S3)
     key = new_key(UPLOAD_PREFIX, "")
     from botocore.exceptions import BotoCoreError, ClientError
     from boto3.exceptions import S3UploadFailedError
@@ -143,13 +145,6 @@ def store_source(path: Path, settings: Settings) -> str:
     except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
         raise storage_failed(f"The clip could not be copied to S3 for analysis: {exc}") from None
     return key
-
-
-def _bucket(settings: Settings) -> str:
-    if not settings.results_bucket:
-        raise ApiError(501, "no_results_bucket", "Uploads go through S3, but no bucket is configured: set "
-                                                 "RESULTS_BUCKET (and AWS_ENDPOINT_URL for a local S3).")
-    return settings.results_bucket
 
 
 # -- URLs ----------------------------------------------------------------------------------------------

@@ -54,19 +54,24 @@ def _client(endpoint: str | None, region: str | None):
     return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint, config=config)
 
 
+def results_bucket(settings: Settings, why: str) -> str:
+    """The configured bucket; a 501 saying ``why`` it was needed if there is none."""
+    if not settings.results_bucket:
+        raise ApiError(501, "no_results_bucket", f"{why}, but no results bucket is configured: set RESULTS_BUCKET "
+                                                 "(and AWS_ENDPOINT_URL for a local S3) before starting the server.")
+    return settings.results_bucket
+
+
 def store_montage(jpeg: bytes, settings: Settings) -> str:
     """Store the JPEG under a new key and return a presigned GET URL valid for ``url_expiry`` seconds."""
-    if not settings.results_bucket:
-        raise ApiError(501, "no_results_bucket",
-                       "This montage has to be delivered through S3 (delivery=s3, or larger than the 6 MB response "
-                       "limit), but no results bucket is configured: set RESULTS_BUCKET (and AWS_ENDPOINT_URL for a "
-                       "local S3) before starting the server.")
+    bucket = results_bucket(settings, "This montage has to be delivered through S3 (delivery=s3, or larger than "
+                                      "the 6 MB response limit)")
     s3 = client()
     key = new_key()
     try:
-        s3.put_object(Bucket=settings.results_bucket, Key=key, Body=jpeg, ContentType=JPEG,
+        s3.put_object(Bucket=bucket, Key=key, Body=jpeg, ContentType=JPEG,
                       CacheControl=f"private, max-age={settings.url_expiry}")
-        return s3.generate_presigned_url("get_object", Params={"Bucket": settings.results_bucket, "Key": key},
+        return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
                                          ExpiresIn=settings.url_expiry)
     except (BotoCoreError, ClientError) as exc:
         raise storage_failed(f"The montage could not be stored in S3: {exc}") from None
