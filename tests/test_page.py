@@ -206,6 +206,23 @@ def test_bad_option_is_caught_before_upload(page, gateway, clip):
     assert not sent
 
 
+def test_photos_over_the_request_limit_are_refused_before_upload(page, gateway, tmp_path):
+    """Photos cannot go through S3: more than 4.4 MB of them is refused when chosen and when sent."""
+    rng = np.random.default_rng(4)
+    photos = []
+    for i in range(2):  # noise does not compress: about 2.6 MB each
+        photos.append(tmp_path / f"{i}.png")
+        Image.fromarray((rng.random((720, 1200, 3)) * 255).astype(np.uint8)).save(photos[-1])
+    page.goto(gateway)
+    page.set_input_files("#file", [str(p) for p in photos])
+    assert "of photos per request. Send fewer photos." in page.inner_text("#error")
+    sent = []
+    page.on("request", lambda r: sent.append(r) if r.url.endswith("/motion") else None)
+    page.click("#go")
+    assert "of photos per request. Send fewer photos." in page.inner_text("#error")
+    assert not sent
+
+
 def test_api_key_is_sent_across_origins_and_remembered(page, gateway, clip):
     """Page from one origin, API at another (as when the page is opened against the deployed API):
     the key goes in x-api-key through a CORS preflight, and survives a reload."""
@@ -260,7 +277,8 @@ def test_fits_a_phone_screen(browser, gateway, clip):
 
 def test_big_clip_goes_straight_to_s3(page, s3_gateway, s3_bucket, big_clip):
     """Over 4.4 MB: POST /uploads, the clip to S3 with the presigned form (progress shown, no API
-    key), then /motion twice with its s3_key; the results look as for a small clip."""
+    key), then /motion once with its s3_key and delivery=s3 (one analysis gives the events and the
+    stored montage's URL); the results look as for a small clip."""
     page.add_init_script("""
         window.statuses = [];
         addEventListener("DOMContentLoaded", () => new MutationObserver(
@@ -292,10 +310,11 @@ def test_big_clip_goes_straight_to_s3(page, s3_gateway, s3_bucket, big_clip):
     [uploads, to_s3, *motions] = posts
     assert uploads.url == s3_gateway + "uploads" and uploads.all_headers().get("x-api-key") == "k-big"
     assert to_s3.url.startswith(s3_bucket.endpoint) and "x-api-key" not in to_s3.all_headers()
-    [stored] = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name)["Contents"]
+    [stored] = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix="uploads/")["Contents"]
     assert stored["Size"] == big_clip.stat().st_size
-    assert len(motions) == 2
-    for request in motions:
-        assert request.url == s3_gateway + "motion" and request.all_headers().get("x-api-key") == "k-big"
-        assert json.loads(request.post_data)["s3_key"] == stored["Key"]
-    assert {r.all_headers()["accept"] for r in motions} == {"application/json", "image/jpeg"}
+    [motion] = motions
+    assert motion.url == s3_gateway + "motion" and motion.all_headers().get("x-api-key") == "k-big"
+    assert motion.all_headers()["accept"] == "application/json"
+    sent = json.loads(motion.post_data)
+    assert sent["s3_key"] == stored["Key"] and sent["format"] == "json" and sent["delivery"] == "s3"
+    assert page.get_attribute("#montage", "src").startswith(s3_bucket.endpoint)
