@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .hypothesis build *.egg-info lambda_function/*.egg-info
+	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .hypothesis .schemathesis build *.egg-info lambda_function/*.egg-info
 
 # --- browser ---
 # Headless Chromium for tests/test_page.py: Debian's own package (never a browser build that a tool

@@ -28,9 +28,10 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
+
+from requests_toolbelt import MultipartEncoder
 
 HOST = "127.0.0.1"  # loopback only, by design
 
@@ -61,10 +62,8 @@ def make_clip(path: Path, seconds: float = 4.0, size=(320, 240), fps: int = 25) 
 
 
 def multipart(clip: bytes, name: str) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"clip\"; filename=\"{name}\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode() + clip + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+    form = MultipartEncoder(fields=[("clip", (name, clip, "video/mp4"))])
+    return form.to_string(), form.content_type
 
 
 def free_port() -> int:

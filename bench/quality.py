@@ -208,8 +208,10 @@ def match(detected: list[dict], truth: list[tuple[float, float]]) -> int:
     return len(used_d)
 
 
-def ratio(a: int, b: int) -> float:
-    return a / b if b else 1.0
+def scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 (a ratio with nothing to count is 1: no detections, no false ones)."""
+    p, r = tp / (tp + fp) if tp + fp else 1.0, tp / (tp + fn) if tp + fn else 1.0
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         tp = match(events, truth)
         fp, fn = len(events) - tp, len(truth) - tp
         if truth:
-            p, r = ratio(tp, tp + fp), ratio(tp, tp + fn)
-            f1 = 2 * p * r / (p + r) if p + r else 0.0
+            p, r, f1 = scores(tp, fp, fn)
             figures = f"{p:5.2f} {r:5.2f} {f1:5.2f}"
             totals["tp"] += tp
             totals["fp"] += fp
@@ -259,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'F1':>5s} {'ms':>7s}")
     print("\n".join(rows))
     tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
-    p, r = ratio(tp, tp + fp), ratio(tp, tp + fn)
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    p, r, f1 = scores(tp, fp, fn)
     print(f"summary: motion clips TP {tp} FP {fp} FN {fn}  precision {p:.2f} recall {r:.2f} F1 {f1:.2f}; "
           f"false events on {totals['still_clips']} motion-free clips: {totals['false_on_still']}")
     print("\nfound = (start, end, peak) per detected event")

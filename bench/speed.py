@@ -9,14 +9,14 @@ for every frame, so that loop is the cost to beat. For each clip this prints, me
     takes to decode nothing but the keyframes on the default 0.5 s step's grid, as a ratio of the
     decode loop (the floor of a keyframe pass that screened at the step instead of once a second)
 
+and the time to import the handler module (a Lambda cold start). Each measurement runs in a fresh
+process, so peak RSS is that of one analysis and nothing else. Clips are rendered once into
+``bench/out/speed/`` (a few minutes each at 1080p) and reused.
+
 The same scene is encoded twice per keyframe interval: with sensor grain that changes every frame
 (``grain``) and with grain that stays put, as after a camera's temporal noise reduction (``3dnr``).
 In the second, P-frames of a still scene are nearly empty, so keyframes are almost all of the
 decoding: the hardest case for an analysis that decodes only keyframes.
-
-and the time to import the handler module (a Lambda cold start). Each measurement runs in a fresh
-process, so peak RSS is that of one analysis and nothing else. Clips are rendered once into
-``bench/out/speed/`` (a few minutes each at 1080p) and reused.
 
     .venv/bin/python bench/speed.py [--only NAME] [--repeat N]
 """
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "test_data"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from scenes import Scene, crossing, encode  # noqa: E402
-from quality import match  # noqa: E402  (the same event matching as the quality benchmark)
+from quality import match, scores  # noqa: E402  (the same event matching and F1 as the quality benchmark)
 
 class QuickScene(Scene):
     """``Scene`` with its sensor noise taken from a bank of precomputed frames: the encoder and the
@@ -183,8 +183,8 @@ def main() -> None:
         analyses = [json.loads(run(ANALYSIS, str(path))) for _ in range(args.repeat)]
         keys_s = min(float(run(KEYS_ONLY, str(path))) for _ in range(args.repeat))
         analysis = min(analyses, key=lambda a: a["seconds"])
-        true_positives = match(analysis["events"], truth)
-        f1 = 2 * true_positives / (len(analysis["events"]) + len(truth))
+        tp = match(analysis["events"], truth)
+        f1 = scores(tp, len(analysis["events"]) - tp, len(truth) - tp)[2]
         rows.append(f"{name:29} {STREET['duration']:5.0f} {STREET['width']}x{STREET['height']:<4} {key_interval:6.2f}s "
                     f"{decode_s:6.2f}s {analysis['seconds']:7.2f}s {analysis['seconds'] / decode_s:5.2f}x "
                     f"{analysis['rss_mb']:7.0f} {decode_mb:9.0f} {f1:5.2f} {keys_s / decode_s:8.2f}x")

@@ -650,10 +650,9 @@ class Scene:
         a = alpha[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0, None]
         frame[fy0:fy1, fx0:fx1] = frame[fy0:fy1, fx0:fx1] * (1 - a) + rgb[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] * a
 
-    def times(self, fps: float | None = None) -> list[float]:
+    def times(self) -> list[float]:
         """Constant-rate frame times over the clip."""
-        fps = fps or self.fps
-        return [i / fps for i in range(int(round(self.duration * fps)))]
+        return [i / self.fps for i in range(int(round(self.duration * self.fps)))]
 
     def frames(self, times: Iterable[float]) -> Iterator[tuple[float, np.ndarray]]:
         for t in times:
