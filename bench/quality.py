@@ -179,16 +179,16 @@ def generate(case: Case) -> tuple[list[tuple[float, float]], bool]:
 # -- analysis and scoring ----------------------------------------------------------------------------
 
 
-def analyse(case: Case) -> dict:
+def analyse(case: Case, sensitivity: float) -> dict:
     from vimo.analysis import analyze_clip, analyze_frames
     from vimo.config import Options, Settings
     from vimo.upload import Part, Upload
 
     if case.burst_times is not None:
         frames = tuple(Part(p.read_bytes(), "image/jpeg", p.name) for p in sorted(case.path.glob("*.jpg")))
-        upload = Upload(options=Options(timestamps=tuple(case.burst_times)), frames=frames)
+        upload = Upload(options=Options(timestamps=tuple(case.burst_times), sensitivity=sensitivity), frames=frames)
         return analyze_frames(upload, Settings()).to_dict()
-    return analyze_clip(case.path, Options(), Settings()).to_dict()
+    return analyze_clip(case.path, Options(sensitivity=sensitivity), Settings()).to_dict()
 
 
 def match(detected: list[dict], truth: list[tuple[float, float]]) -> int:
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", metavar="NAME", action="append", help="run only this clip (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the clips and exit")
+    parser.add_argument("--sensitivity", type=float, default=0.5, help="the API's sensitivity option (default 0.5)")
     args = parser.parse_args(argv)
     try:
         os.nice(10)  # rendering and encoding are heavy; stay out of the way of interactive work
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         truth, rendered = generate(case)
         if rendered:
             print(f"rendered {case.name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        result = analyse(case)
+        result = analyse(case, args.sensitivity)
         events = result["events"]
         tp = match(events, truth)
         fp, fn = len(events) - tp, len(truth) - tp

@@ -42,7 +42,8 @@ OPTION_SPECS: dict[str, Spec] = {
                      doc="Motion that resumes within this many seconds continues the same event instead of starting "
                          "a new tile (the original skipped 2 s after each hit)."),
     "sensitivity": Spec(float, 0.0, 1.0,
-                        doc="0 reports only large, obvious motion; 1 reports the smallest changes the noise allows."),
+                        doc="0 reports only large, obvious motion; 1 reports the smallest changes the noise allows "
+                            "and things that move fastest for their size."),
     "columns": Spec(int, 1, 12, doc="Tiles per row of the contact sheet."),
     "tile_width": Spec(int, 80, 1280, doc="Width of each tile in pixels."),
     "max_tiles": Spec(int, 1, 200,

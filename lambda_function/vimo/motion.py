@@ -9,13 +9,15 @@ own counter here, in the order the pipeline applies them:
 2. Lighting drift and flicker: the second frame's brightness is matched to the first's before
    comparing, so a scene growing brighter, or a lamp pulsing, changes nothing.
 3. Isolated specks (leftover noise, raindrops): removed by a morphological opening.
-4. Endless motion (leaves in the wind, snow, water): it changes a scattered few pixels in the same
-   neighbourhoods sample after sample, in gusts. So each neighbourhood has a usual density of
+4. Endless motion (leaves in the wind, drifting snow, water): it changes a scattered few pixels in
+   the same neighbourhoods sample after sample, in gusts. So each neighbourhood has a usual density of
    change, a high quantile of its densities over the last ``HISTORY`` samples (long enough to
    span the lulls between gusts), and its changes count only when they are much denser than
    usual. Someone walking past is a dense patch where the usual is nearly nothing, and still a
    denser patch than the leaves behind them. The usual densities are learnt from the first
    samples before any of them is scored, so a clip that opens on a swaying tree starts quiet.
+5. Things that are gone a moment later (snowflakes near the lens): only the changes around
+   objects that make a steady track through three samples count, or large ones (see ``objects``).
 
 What remains is scored as the fraction of the picture that moved; a sample is a hit when the
 moving pixels in its busiest neighbourhood (CELL x 3 pixels square) are enough to be an object, so
@@ -24,12 +26,15 @@ that leftover specks scattered over the whole picture never add up to one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from .objects import LARGE_AREA, MIN_AREA_OF_THRESHOLD, Blob, around, find_blobs, follow, top_speed
 
 # A pixel changed if its difference exceeds NOISE_FACTOR times the pair's noise level (estimated from
 # the median difference, which static pixels dominate), and never less than MIN_DIFFERENCE gray
@@ -48,13 +53,14 @@ USUAL_QUANTILE = 60
 # burst in which someone moves in most frames must not learn them as the background.
 MIN_HISTORY = 16
 # Changes count where a neighbourhood's density is over DENSITY_FACTOR times its usual density,
-# and over MIN_DENSITY in any case.
+# and over MIN_DENSITY in any case (12 pixels: a person 3 % of the picture high, in one place).
 DENSITY_FACTOR = 3.0
-MIN_DENSITY = 0.04
+MIN_DENSITY = 0.02
 # Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
 # sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
-# at 480x270): a person 5 % of the picture high. A person 3 % high needs about 0.7; rain and
-# flakes of snow near the lens start to count from about 0.6.
+# at 480x270): a person 5 % of the picture high. One 3 % high crossing the picture in 18 s moves
+# five of its sizes a second, as fast as a snowflake near the lens: found from sensitivity 0.7,
+# which also lets objects move twice as fast (``objects.top_speed``).
 AREA_AT_SENSITIVITY_0 = 0.0035
 AREA_AT_SENSITIVITY_1 = 0.00008
 
@@ -107,45 +113,128 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
 
     The first ``HISTORY`` samples are held back until the usual densities have been learnt from
     them; meanwhile their pictures wait shrunk to ``picture_width`` (the tile width), not as full
-    frames. Pass the ``usual`` of an earlier pass over the same clip, with ``learning=False``, to
-    score a short stretch with what that pass learnt.
+    frames. Each sample's verdict then waits for the three after it, which say whether what
+    changed was an object (see ``objects``). Pass the ``usual`` of an earlier pass over the same
+    clip, with ``learning=False``, to re-score a short stretch of it: too short to learn from or to follow
+    objects in, and that pass has already found them real, so every change counts.
     """
     threshold = area_threshold(sensitivity)
-    usual = UsualChange() if usual is None else usual
-    held: list[tuple] | None = [] if learning else None  # (sample, cell counts, densities)
+    changes = _changes(samples, UsualChange() if usual is None else usual, learning, picture_width)
+    if not learning:
+        return (_motion(change, threshold) for change in changes)
+    return _follow(changes, threshold, top_speed(sensitivity))
+
+
+@dataclass
+class _Change:
+    """A sample, the pixels that changed since the previous one in neighbourhoods moving more than
+    usual (None for a first sample, which has nothing to compare), and, once the samples around
+    it are known, its objects and which of them are real."""
+
+    sample: object
+    moving: np.ndarray | None
+    blobs: list[Blob] = field(default_factory=list)
+    real: set[Blob] = field(default_factory=set)
+
+
+def _changes(samples: Iterable, usual: UsualChange, learning: bool, picture_width: int) -> Iterator[_Change]:
+    held: list[tuple] | None = [] if learning else None  # (sample, changed pixels, densities)
     previous = None
     for sample in samples:
         frame = _blur(sample.gray.astype(np.float32))
-        counts = density = None
+        changed = density = None
         if previous is not None and previous.shape == frame.shape:
-            counts = _cell_counts(changed_pixels(previous, frame))
-            density = _density(counts)
+            changed = changed_pixels(previous, frame)
+            density = _density(_cell_counts(changed))
             if learning:
                 usual.add(density)
         previous = frame
         if held is not None and len(held) < HISTORY:
             sample.shrink(picture_width)
-            held.append((sample, counts, density))
+            held.append((sample, changed, density))
             continue
         if held:
             for waiting in held:
-                yield _score(*waiting, usual, threshold)
+                yield _change(*waiting, usual)
             held = None
-        yield _score(sample, counts, density, usual, threshold)
+        yield _change(sample, changed, density, usual)
     for waiting in held or ():
-        yield _score(*waiting, usual, threshold)
+        yield _change(*waiting, usual)
 
 
-def _score(sample, counts: np.ndarray | None, density: np.ndarray | None, usual: UsualChange,
-           threshold: float) -> Motion:
-    """``counts``: changed pixels per cell, ``density`` their neighbourhoods' (None for a first
-    sample, which has nothing to compare)."""
-    if counts is None:
+def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, usual: UsualChange) -> _Change:
+    if changed is None:
+        return _Change(sample, None)
+    cells = usual.moving_cells(density)
+    pixels = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)[:changed.shape[0], :changed.shape[1]]
+    return _Change(sample, changed & pixels)
+
+
+def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Iterator[Motion]:
+    """Scores each change counting only the pixels around real objects: those of the sample and of
+    the one before (the change since then shows both where an object was and where it is).
+
+    A sample's objects are known once the next sample is; the tracks through it, once the one after
+    that is; and a track may start at it, so its verdict waits for the three samples after it.
+    Those wait in ``recent``, with the one being scored and the one before it. Three empty changes
+    after the last flush the stream.
+    """
+    recent: deque[_Change] = deque(maxlen=5)
+    end = _Change(None, None)
+    for change in itertools.chain(changes, (end, end, end)):
+        if recent and recent[-1] is not end:
+            _find_objects(recent[-1], change, recent[-3] if len(recent) >= 3 else None, threshold)
+        recent.append(change)
+        if len(recent) >= 4 and recent[-3].moving is not None:  # tracks through the last with known objects but one
+            before, now, after = recent[-4], recent[-3], recent[-2]
+            times = tuple(c.sample.time if c is not end else now.sample.time for c in (before, now, after))
+            for blob in follow(before.blobs, now.blobs, after.blobs, now.moving.size, times, speed):
+                for c in (before, now, after):
+                    if blob in c.blobs:
+                        c.real.add(blob)
+        if len(recent) < 4 or recent[-4] is end:
+            continue
+        scored = recent[-4]
+        before = recent[-5] if len(recent) == 5 else end
+        if scored.moving is not None:
+            scored.moving = scored.moving & around(scored.real | before.real, scored.moving.shape)
+        yield _motion(scored, threshold)
+
+
+def _find_objects(change: _Change, after: _Change, earlier: _Change | None, threshold: float) -> None:
+    """The objects of ``change``: where it changed both before and after it, yet does not look
+    as it did two samples ago (else a flake there in the sample before and another in the sample
+    after leave the outline of an object where there was none); and each patch of its change large
+    enough to be an object by itself (also where there is no sample after it, or where brightness
+    matching went wrong around a large object: it needs no track anyway)."""
+    moving = change.moving
+    if moving is None:
+        return
+    if after.moving is not None and after.moving.shape == moving.shape:
+        there = moving & after.moving
+        if earlier is not None and earlier.sample.gray.shape == moving.shape:
+            there &= _unlike(earlier.sample.gray, change.sample.gray)
+        change.blobs = find_blobs(there, MIN_AREA_OF_THRESHOLD * threshold * moving.size)
+    large = LARGE_AREA * moving.size
+    if moving.sum() >= large:
+        change.blobs += [b for b in find_blobs(moving, large) if b not in change.blobs]
+
+
+def _unlike(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels of two gray samples, brightness matched, more than ``MIN_DIFFERENCE`` apart: a
+    bar that noise clears often, so that noise only ever keeps what this test would remove."""
+    gain = (float(a.mean()) + 1.0) / (float(b.mean()) + 1.0)
+    return np.abs(a.astype(np.float32) - b * np.float32(gain)) > MIN_DIFFERENCE
+
+
+def _motion(change: _Change, threshold: float) -> Motion:
+    sample = change.sample
+    if change.moving is None:
         return Motion(sample.time, 0.0, False, sample)
-    moving = counts * usual.moving_cells(density)
-    pixels = sample.gray.size
-    score = float(moving.sum()) / pixels
-    return Motion(sample.time, score, float(_neighbourhoods(moving).max()) >= threshold * pixels, sample)
+    counts = _cell_counts(change.moving)
+    pixels = change.moving.size
+    score = float(counts.sum()) / pixels
+    return Motion(sample.time, score, float(_neighbourhoods(counts).max()) >= threshold * pixels, sample)
 
 
 def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -168,14 +257,15 @@ def _cell_counts(changed: np.ndarray) -> np.ndarray:
 
 
 def _neighbourhoods(cells: np.ndarray) -> np.ndarray:
-    """Each cell's value summed with its 3x3 neighbours'."""
-    p = _pad(cells)
+    """Each cell's value summed with its 3x3 neighbours' (none beyond the picture's edges)."""
+    p = _pad(cells, edge=False)
     p = p[:-2] + p[1:-1] + p[2:]
     return p[:, :-2] + p[:, 1:-1] + p[:, 2:]
 
 
 def _density(counts: np.ndarray) -> np.ndarray:
-    """Fraction of changed pixels in each cell's 3x3-cell neighbourhood."""
+    """Fraction of changed pixels in each cell's 3x3-cell neighbourhood (what lies beyond the
+    picture counts as unchanged, here as in ``_neighbourhoods``)."""
     return _neighbourhoods(counts) / (9 * CELL * CELL)
 
 
