@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/quality.py              # generate (cached) and score every clip
     .venv/bin/python bench/quality.py --only fast_car
+    .venv/bin/python bench/quality.py --sensitivity 0.7   # as the API's option
 
 The clips (640x360 to 1280x720, 20-40 s) are rendered by ``test_data/scenes.py`` into
 ``bench/out/quality/`` (not committed). Rendering is slow, so each clip is cached next to a

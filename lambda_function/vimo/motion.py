@@ -58,11 +58,12 @@ DENSITY_FACTOR = 3.0
 MIN_DENSITY = 0.02
 # Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
 # sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
-# at 480x270): a person 5 % of the picture high. One 3 % high crossing the picture in 18 s moves
-# five of its sizes a second, as fast as a snowflake near the lens: found from sensitivity 0.7,
-# which also lets objects move twice as fast (``objects.top_speed``).
+# at 480x270): a person 5 % of the picture high; half that on a steady track (TRACKED_SHARE).
 AREA_AT_SENSITIVITY_0 = 0.0035
 AREA_AT_SENSITIVITY_1 = 0.00008
+# Where objects are followed, only what is around a real object is left to count, and a steady
+# track is itself evidence: there a hit needs this share of the area.
+TRACKED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, usua
 
 def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Iterator[Motion]:
     """Scores each change counting only the pixels around real objects: those of the sample and of
-    the one before (the change since then shows both where an object was and where it is).
+    the one before (the change since then shows both where an object was and where it is); those
+    need only ``TRACKED_SHARE`` of the area of a hit.
 
     A sample's objects are known once the next sample is; the tracks through it, once the one after
     that is; and a track may start at it, so its verdict waits for the three samples after it.
@@ -188,7 +190,7 @@ def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Itera
         if len(recent) >= 4 and recent[-3].moving is not None:  # tracks through the last with known objects but one
             before, now, after = recent[-4], recent[-3], recent[-2]
             times = tuple(c.sample.time if c is not end else now.sample.time for c in (before, now, after))
-            for blob in follow(before.blobs, now.blobs, after.blobs, now.moving.size, times, speed):
+            for blob in follow(before.blobs, now.blobs, after.blobs, now.moving.shape, times, speed):
                 for c in (before, now, after):
                     if blob in c.blobs:
                         c.real.add(blob)
@@ -198,7 +200,7 @@ def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Itera
         before = recent[-5] if len(recent) == 5 else end
         if scored.moving is not None:
             scored.moving = scored.moving & around(scored.real | before.real, scored.moving.shape)
-        yield _motion(scored, threshold)
+        yield _motion(scored, threshold * TRACKED_SHARE)
 
 
 def _find_objects(change: _Change, after: _Change, earlier: _Change | None, threshold: float) -> None:

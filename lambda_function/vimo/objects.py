@@ -8,7 +8,8 @@ own size, and what the next sample shows at that spot, if anything, is another f
 So each sample's objects are located where it differs from *both* its neighbours (the pixels that
 changed before and after it; a thing present only in this sample, like a flake, is also found here),
 and objects are real when they make a steady track through three samples in a row: each of similar
-size to the one before, no faster than things with legs or wheels move for their size, and in much
+size to the one before, no faster than things with legs or wheels move for their size (or than
+a walker far off crosses the view: a few pixels tall, they move many of their sizes), and in much
 the same direction and speed. By chance, among many flakes, one may have a look-alike near it in
 the next sample; hardly ever one in the next sample as well, on the same line. Objects large enough
 to be nothing but real (a good share of the picture) need no track: a car crossing the view in a
@@ -25,8 +26,10 @@ from typing import Iterator, Sequence
 import cc3d  # connected-components-3d: 17 MB in the Lambda package, where OpenCV would not fit
 import numpy as np
 
-# Objects smaller than this fraction of the hit threshold are ignored (leftover noise, flakes far off).
-MIN_AREA_OF_THRESHOLD = 0.25
+# Objects smaller than this fraction of the hit threshold are ignored (leftover noise, flakes far
+# off): 6 pixels of the 480x270 analysis frame at the default sensitivity, what is left of a person
+# 3 % of the picture high where their clothes match the background.
+MIN_AREA_OF_THRESHOLD = 0.1
 # An object of at least this fraction of the picture is real without a track (390 pixels of the
 # 480x270 analysis frame: six times a hit at the default sensitivity, a person about 15 % of the
 # picture high; two near flakes close together reach half that).
@@ -37,6 +40,10 @@ LARGE_AREA = 0.003
 # a third of a second in town, but a car is large (see LARGE_AREA); a snowflake near the lens falls
 # many times its own size. That is at the default sensitivity (0.5); every 0.2 more doubles it.
 SPEED = 3.2
+# Whatever its size, an object may move CRAWL times the picture's width a second: a distant walker
+# is a few pixels, moving many of its own sizes a second; precipitation near the lens crosses the
+# whole view in a second or two.
+CRAWL = 0.08
 SIZE_RATIO = 4.0
 # A track is steady when its third object is within WOBBLE times its size of where the first two put it.
 WOBBLE = 0.5
@@ -62,12 +69,12 @@ class Blob:
     def size(self) -> int:
         return max(self.w, self.h)
 
-    def continues(self, other: "Blob", seconds: float, speed: float) -> bool:
+    def continues(self, other: "Blob", seconds: float, speed: float, crawl: float) -> bool:
         """Whether ``other``, ``seconds`` later, can be this same object: of a similar area, and
         overlapping it or no further from it than its size allows."""
         (ax, ay), (bx, by) = self.centre, other.centre
         near = (self.gap(other) == 0
-                or math.hypot(bx - ax, by - ay) <= speed * seconds * max(self.size, other.size))
+                or math.hypot(bx - ax, by - ay) <= seconds * max(speed * max(self.size, other.size), crawl))
         return near and max(self.area, other.area) <= SIZE_RATIO * min(self.area, other.area)
 
     def gap(self, other: "Blob") -> int:
@@ -102,20 +109,21 @@ def top_speed(sensitivity: float) -> float:
     return SPEED * 2 ** ((sensitivity - 0.5) / 0.2)
 
 
-def follow(before: Sequence[Blob], now: Sequence[Blob], after: Sequence[Blob], pixels: int,
+def follow(before: Sequence[Blob], now: Sequence[Blob], after: Sequence[Blob], shape: tuple[int, int],
            times: tuple[float, float, float], speed: float) -> Iterator[Blob]:
     """The real objects among three samples' in a row, taken at ``times``: the large ones of
     ``now``, and every object of a steady track through all three (one in each, each continuing
     the one before at no more than ``speed``, and at much the same velocity: things with mass do not zigzag in a second, while
     flakes that happen to line up do)."""
     first, second = times[1] - times[0], times[2] - times[1]
+    crawl = CRAWL * shape[1]
     for b in now:
-        if b.area >= LARGE_AREA * pixels:
+        if b.area >= LARGE_AREA * shape[0] * shape[1]:
             yield b
         for a in before:
-            if a.continues(b, first, speed):
+            if a.continues(b, first, speed, crawl):
                 for c in after:
-                    if b.continues(c, second, speed) and _steady(a, b, c, first, second):
+                    if b.continues(c, second, speed, crawl) and _steady(a, b, c, first, second):
                         yield from (a, b, c)
 
 
