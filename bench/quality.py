@@ -137,6 +137,45 @@ def cases() -> list[Case]:
                     crossing("person", 0.35, 21.0, 4.0, 0.90, left_to_right=False, seed=16, aspect=a))),
             "VFR MKV declared 30 fps: 5 fps, 30 fps, 12 fps stretches with jitter", suffix=".mkv",
             encode={"bitrate": 600_000, "times": vfr_times([(0, 12, 5), (12, 20, 30), (20, 30, 12)], 0.01, 114)}),
+        # Added as a check after the detector's constants were chosen. Two of them failed at first
+        # and led to fixes (groups of flakes sized by their area, the density bar in a blizzard);
+        # the rest passed as they were.
+        Case("snow_light_person", Scene(
+            width=w, height=h, duration=25.0, snow=0.6, noise=2.0, seed=116,
+            actors=(crossing("person", 0.20, 8.0, 9.0, 0.85, left_to_right=False, seed=19, aspect=a),)),
+            "lighter snow; a person 20 % high crosses 8-17 s", encode={"bitrate": 800_000}),
+        Case("snow_720p_only", Scene(width=1280, height=720, duration=20.0, snow=1.0, noise=2.0, seed=120),
+             "no motion: heavy snow at 720p", encode={"bitrate": 2_000_000}),
+        Case("night_small_person", Scene(
+            width=w, height=h, duration=28.0, night=True, noise=8.0, seed=117,
+            actors=(crossing("person", 0.08, 3.0, 20.0, 0.80, seed=20, aspect=a),)),
+            "dark and grainy; a person 8 % high crosses 3-23 s", encode={"bitrate": 600_000}),
+        Case("rain_small_person", Scene(
+            width=w, height=h, duration=25.0, rain=1.0, noise=2.5, seed=118,
+            actors=(crossing("person", 0.06, 5.0, 14.0, 0.70, seed=21, aspect=a),)),
+            "heavy rain; a person 6 % high crosses 5-19 s", encode={"bitrate": 800_000}),
+        Case("foliage_small_person", Scene(
+            width=w, height=h, duration=28.0, trees=street_trees, noise=2.0, seed=119,
+            actors=(crossing("person", 0.05, 6.0, 16.0, 0.66, left_to_right=False, seed=22, aspect=a),)),
+            "trees swaying; a person 5 % high crosses 6-22 s", encode={"bitrate": 700_000}),
+        Case("slow_walker", Scene(
+            width=w, height=h, duration=34.0, noise=2.0, seed=121,
+            actors=(Actor("person", 0.12, ((3.0, -0.05, 0.80), (30.0, 1.05, 0.80)), seed=23),)),
+            "a person 12 % high walks at a real pace, one height a second, 3-30 s", encode={"bitrate": 600_000}),
+        Case("diagonal_person", Scene(
+            width=w, height=h, duration=24.0, noise=2.0, seed=122,
+            actors=(Actor("person", 0.25, ((4.0, -0.10, 0.60), (18.0, 0.60, 1.30)), seed=24),)),
+            "a person walks in from the left towards the camera and out at the bottom", encode={"bitrate": 700_000}),
+        Case("snow_person_720p", Scene(
+            width=1280, height=720, duration=22.0, snow=0.8, noise=2.0, seed=123,
+            actors=(crossing("person", 0.15, 6.0, 10.0, 0.75, seed=25, aspect=a),)),
+            "snow at 720p; a person 15 % high crosses 6-16 s", encode={"bitrate": 2_000_000}),
+        Case("rain_only", Scene(width=w, height=h, duration=20.0, rain=1.0, noise=2.5, seed=124),
+             "no motion: heavy rain", encode={"bitrate": 800_000}),
+        Case("snow_car", Scene(
+            width=w, height=h, duration=22.0, snow=1.0, noise=2.0, seed=125,
+            actors=(crossing("car", 0.15, 10.0, 3.0, 0.90, left_to_right=False, seed=26, aspect=a),)),
+            "heavy snow; a car crosses 10-13 s", encode={"bitrate": 800_000}),
     ]
 
 

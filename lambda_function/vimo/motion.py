@@ -52,9 +52,12 @@ USUAL_QUANTILE = 60
 # With fewer densities than this to go by (a handful of frames), nothing counts as usual: a short
 # burst in which someone moves in most frames must not learn them as the background.
 MIN_HISTORY = 16
-# Changes count where a neighbourhood's density is over DENSITY_FACTOR times its usual density,
-# and over MIN_DENSITY in any case (12 pixels: a person 3 % of the picture high, in one place).
+# Changes count where a neighbourhood's density is over DENSITY_FACTOR times its usual density, or
+# over it by DENSITY_MARGIN if that is less (in a blizzard the flakes change a fifth of every
+# neighbourhood, and three times that is more than a person changes), and over MIN_DENSITY in any
+# case (12 pixels: a person 3 % of the picture high, in one place).
 DENSITY_FACTOR = 3.0
+DENSITY_MARGIN = 0.2
 MIN_DENSITY = 0.02
 # Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
 # sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
@@ -88,24 +91,25 @@ class UsualChange:
 
     def __init__(self):
         self._history: deque[np.ndarray] = deque(maxlen=HISTORY)
-        self._usual: np.ndarray | None = None
+        self._bar: np.ndarray | None = None  # the density to beat, from the usual densities
 
     def add(self, density: np.ndarray) -> None:
         if self._history and self._history[0].shape != density.shape:
             self._history.clear()
         self._history.append(density)
-        self._usual = None
+        self._bar = None
 
     def moving_cells(self, density: np.ndarray) -> np.ndarray:
         """Neighbourhoods changing much more densely than usual (nothing is usual yet for a picture
         size the history has not seen: a stream may change size mid-way)."""
-        if self._usual is not None and self._usual.shape != density.shape:
-            self._usual = None
-        if self._usual is None:
+        if self._bar is not None and self._bar.shape != density.shape:
+            self._bar = None
+        if self._bar is None:
             enough = len(self._history) >= MIN_HISTORY and self._history[-1].shape == density.shape
-            self._usual = _spread(np.percentile(np.stack(self._history), USUAL_QUANTILE, axis=0)) if enough \
+            usual = _spread(np.percentile(np.stack(self._history), USUAL_QUANTILE, axis=0)) if enough \
                 else np.zeros_like(density)
-        return density > np.maximum(MIN_DENSITY, DENSITY_FACTOR * self._usual)
+            self._bar = np.maximum(MIN_DENSITY, np.minimum(DENSITY_FACTOR * usual, usual + DENSITY_MARGIN))
+        return density > self._bar
 
 
 def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = None,

@@ -66,8 +66,10 @@ class Blob:
         return self.x + self.w / 2, self.y + self.h / 2
 
     @property
-    def size(self) -> int:
-        return max(self.w, self.h)
+    def size(self) -> float:
+        """Its box's longer side, but for a sparse box (patches of several things grouped) no more
+        than twice the side of a square of its area."""
+        return min(max(self.w, self.h), 2 * math.sqrt(self.area))
 
     def continues(self, other: "Blob", seconds: float, speed: float, crawl: float) -> bool:
         """Whether ``other``, ``seconds`` later, can be this same object: of a similar area, and
@@ -140,6 +142,6 @@ def around(blobs: Sequence[Blob], shape: tuple[int, int]) -> np.ndarray:
     """A mask of the boxes of ``blobs``, each grown by half its size: where their motion is."""
     mask = np.zeros(shape, bool)
     for b in blobs:
-        m = b.size // 2 + 1
+        m = max(b.w, b.h) // 2 + 1
         mask[max(0, b.y - m):b.y + b.h + m, max(0, b.x - m):b.x + b.w + m] = True
     return mask
