@@ -218,11 +218,11 @@ def _find_objects(change: _Change, after: _Change, earlier: _Change | None, thre
         return
     if after.moving is not None and after.moving.shape == moving.shape:
         there = moving & after.moving
-        if earlier is not None and earlier.sample.gray.shape == moving.shape:
+        if earlier is not None and earlier.sample.gray.shape == moving.shape and there.any():
             there &= _unlike(earlier.sample.gray, change.sample.gray)
         change.blobs = find_blobs(there, MIN_AREA_OF_THRESHOLD * threshold * moving.size)
     large = LARGE_AREA * moving.size
-    if moving.sum() >= large:
+    if np.count_nonzero(moving) >= large:
         change.blobs += [b for b in find_blobs(moving, large) if b not in change.blobs]
 
 
