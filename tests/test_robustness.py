@@ -47,23 +47,41 @@ def test_timing_the_edges_leaves_the_length_where_the_pass_got_to(tmp_path, monk
     assert len(result.events) == 1 and result.video.duration >= 11.0, result.video
 
 
+def _street(seed: int, count: int, walking: range, person, low: float = 60, span: float = 80,
+            flakes: int = 0, radius: int = 0):
+    """Which of ``count`` half-second samples of a textured street with sensor noise are hits, and
+    the samples in which a walker changes the picture (``walking`` and the one after, as they
+    leave). Each sample has ``flakes`` bright discs ``radius`` pixels round at random places;
+    ``person(gray, step)`` draws the walker in the samples of ``walking``."""
+    from vimo.frames import Sample
+    from vimo.motion import detect
+
+    rng = np.random.default_rng(seed)
+    background = rng.random((270, 480)) * span + low
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = yy ** 2 + xx ** 2 <= radius ** 2
+    samples = []
+    for i in range(count):
+        gray = background + rng.normal(0, 2, background.shape)
+        if flakes:
+            for y, x in zip(rng.integers(radius + 1, 269 - radius, flakes), rng.integers(radius + 1, 479 - radius, flakes)):
+                gray[y - radius:y + radius + 1, x - radius:x + radius + 1][disc] = 235
+        if i in walking:
+            person(gray, i - walking.start)
+        samples.append(Sample(i * 0.5, np.clip(gray, 0, 255).astype(np.uint8), None))
+    hits = {i for i, m in enumerate(detect(samples, 0.5, picture_width=320)) if m.hit}
+    return hits, set(range(walking.start, min(count, walking.stop + 1)))
+
+
 def test_someone_moving_in_every_sample_stays_a_hit():
     """A clip in which someone moves the whole time (a doorbell's motion-triggered recording): the
     busiest neighbourhood moves in every sample, which is also what snow looks like to the clutter
     floor; the floor must not rise above a person, or the only event of the clip goes unseen."""
-    from vimo.frames import Sample
-    from vimo.motion import detect
+    def person(gray, step):  # a person-sized dark block walking across
+        gray[100:160, 20 + 7 * step:60 + 7 * step] = 30
 
-    rng = np.random.default_rng(3)
-    background = rng.random((270, 480)) * 80 + 80
-    samples = []
-    for i in range(60):
-        gray = background + rng.normal(0, 2, background.shape)
-        x = 20 + 7 * i
-        gray[100:160, x:x + 40] = 30  # a person-sized dark block walking across
-        samples.append(Sample(i * 0.5, np.clip(gray, 0, 255).astype(np.uint8), None))
-    hits = [m.hit for m in detect(samples, 0.5, picture_width=320)]
-    assert sum(hits) == len(samples) - 1  # all but the first, which has nothing to compare
+    hits, _ = _street(3, 60, range(60), person, low=80)
+    assert hits == set(range(1, 60))  # all but the first, which has nothing to compare
 
 
 def test_a_distant_walker_a_few_pixels_tall_is_motion():
@@ -71,21 +89,10 @@ def test_a_distant_walker_a_few_pixels_tall_is_motion():
     little darker than the street: fewer changed pixels than a hit's worth. Walking steadily
     through every sample, they make a track, which is evidence enough at the default sensitivity.
     Before tracks lowered the bar, 13 of these 31 samples were hits."""
-    from vimo.frames import Sample
-    from vimo.motion import detect
+    def person(gray, step):  # 10 pixels a second
+        gray[150:158, 60 + 5 * step:63 + 5 * step] = 70
 
-    rng = np.random.default_rng(7)
-    background = rng.random((270, 480)) * 60 + 90
-    walking = range(50, 80)
-    samples = []
-    for i in range(100):
-        gray = background + rng.normal(0, 2, background.shape)
-        if i in walking:
-            x = 60 + 5 * (i - walking.start)  # 10 pixels a second: a walker 8 pixels tall
-            gray[150:158, x:x + 3] = 70
-        samples.append(Sample(i * 0.5, np.clip(gray, 0, 255).astype(np.uint8), None))
-    hits = {i for i, m in enumerate(detect(samples, 0.5, picture_width=320)) if m.hit}
-    walker = set(range(walking.start, walking.stop + 1))
+    hits, walker = _street(7, 100, range(50, 80), person, low=90, span=60)
     assert len(hits & walker) >= len(walker) - 4, sorted(hits)
     assert not hits - walker, sorted(hits - walker)
 
@@ -96,25 +103,11 @@ def test_snowflakes_near_the_lens_are_not_motion_and_a_walker_among_them_is():
     makes a steady track through three samples is an object; the walker does. Here one flake lands
     where another was a second earlier (samples 24 and 26), which outlines an object at that spot
     in sample 25 too: the spot looks there as it did in sample 23, so nothing was there."""
-    from vimo.frames import Sample
-    from vimo.motion import detect
+    def person(gray, step):
+        gray[120:150, 100 + 6 * step:112 + 6 * step] = 40
 
-    rng = np.random.default_rng(5)
-    background = rng.random((270, 480)) * 80 + 60
-    yy, xx = np.mgrid[-4:5, -4:5]
-    disc = yy ** 2 + xx ** 2 <= 16  # a flake 9 pixels across: 57 pixels, a hit's worth once it moves
-    walking = range(60, 80)
-    samples = []
-    for i in range(100):
-        gray = background + rng.normal(0, 2, background.shape)
-        for y, x in zip(rng.integers(5, 265, 3), rng.integers(5, 475, 3)):
-            gray[y - 4:y + 5, x - 4:x + 5][disc] = 235
-        if i in walking:
-            x = 100 + 6 * (i - walking.start)
-            gray[120:150, x:x + 12] = 40
-        samples.append(Sample(i * 0.5, np.clip(gray, 0, 255).astype(np.uint8), None))
-    hits = {i for i, m in enumerate(detect(samples, 0.5, picture_width=320)) if m.hit}
-    walker = set(range(walking.start, walking.stop + 1))  # the last: the change as it leaves
+    # Three flakes 9 pixels across in every sample: 57 pixels each, a hit's worth once it moves.
+    hits, walker = _street(5, 100, range(60, 80), person, flakes=3, radius=4)
     assert len(hits & walker) >= len(walker) - 2, sorted(hits)
     # Measured: none of the 79 samples without the walker; 78 before tracks, 11 with tracks but
     # without looking two samples back.
@@ -125,26 +118,11 @@ def test_a_walker_in_a_blizzard_is_motion():
     """Where flakes change a fifth of every neighbourhood sample after sample, three times that
     (what counts as much denser than usual elsewhere) is more than a person can change; so the
     bar stops at the usual density plus DENSITY_MARGIN, and the tracks sort the person from the
-    flakes. Before, 16 of the walker's 26 samples were hits."""
-    from vimo.frames import Sample
-    from vimo.motion import detect
+    flakes. Before tracks and the cap, 20 of the walker's 26 samples were hits."""
+    def person(gray, step):
+        gray[100:140, 40 + 12 * step:52 + 12 * step] = 30
 
-    rng = np.random.default_rng(11)
-    background = rng.random((270, 480)) * 60 + 60
-    yy, xx = np.mgrid[-3:4, -3:4]
-    disc = yy ** 2 + xx ** 2 <= 9
-    walking = range(50, 75)
-    samples = []
-    for i in range(90):
-        gray = background + rng.normal(0, 2, background.shape)
-        for y, x in zip(rng.integers(4, 266, 300), rng.integers(4, 476, 300)):
-            gray[y - 3:y + 4, x - 3:x + 4][disc] = 230
-        if i in walking:
-            x = 40 + 12 * (i - walking.start)
-            gray[100:140, x:x + 12] = 30
-        samples.append(Sample(i * 0.5, np.clip(gray, 0, 255).astype(np.uint8), None))
-    hits = {i for i, m in enumerate(detect(samples, 0.5, picture_width=320)) if m.hit}
-    walker = set(range(walking.start, walking.stop + 1))
+    hits, walker = _street(11, 90, range(50, 75), person, span=60, flakes=300, radius=3)
     assert len(hits & walker) >= len(walker) - 2, sorted(hits)
     assert len(hits - walker) <= 1, sorted(hits - walker)  # measured: the sample after the last
 
