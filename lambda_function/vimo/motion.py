@@ -120,8 +120,9 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
     them; meanwhile their pictures wait shrunk to ``picture_width`` (the tile width), not as full
     frames. Each sample's verdict then waits for the three after it, which say whether what
     changed was an object (see ``objects``). Pass the ``usual`` of an earlier pass over the same
-    clip, with ``learning=False``, to re-score a short stretch of it: too short to learn from or to follow
-    objects in, and that pass has already found them real, so every change counts.
+    clip, with ``learning=False``, to re-score a short stretch of it (an event's edge): too short
+    to learn from or to follow objects in, so every change counts there, snow included; in snow,
+    an edge found that way may lie up to the stretch's end from the truth.
     """
     threshold = area_threshold(sensitivity)
     changes = _changes(samples, UsualChange() if usual is None else usual, learning, picture_width)
