@@ -136,6 +136,22 @@ def test_specks_at_random_places_are_seldom_motion():
     assert len(hits) <= 0.25 * 59, sorted(hits)
 
 
+def test_confetti_is_followed_by_its_largest_pieces_only():
+    """Following objects compares each with those of the samples around it: hundreds of pieces
+    would take seconds a sample. Only the MAX_OBJECTS largest are kept, and a person among the
+    confetti is the largest of them."""
+    from vimo.objects import MAX_OBJECTS, find_blobs
+
+    pixels = np.zeros((270, 480), bool)
+    for y in range(4, 260, 12):  # 22 rows x 20 columns of 2x2 pieces, 12 pixels apart
+        for x in range(4, 240, 12):
+            pixels[y:y + 2, x:x + 2] = True
+    pixels[100:140, 300:312] = True  # a person
+    blobs = find_blobs(pixels, 1)
+    assert len(blobs) == MAX_OBJECTS < 22 * 20
+    assert (blobs[0].x, blobs[0].y, blobs[0].w, blobs[0].h, blobs[0].area) == (300, 100, 12, 40, 480)
+
+
 def test_samples_that_change_size_midway():
     """A stream may change its picture size (WebRTC recordings do); the samples before and after
     are compared only with their own kind, and nothing breaks."""

@@ -49,6 +49,9 @@ SIZE_RATIO = 4.0
 WOBBLE = 0.5
 # Patches of change this close (pixels of the analysis frame) may be parts of one object.
 GROUP = 8
+# A sample with more objects than this is confetti or a blizzard: only the largest are followed,
+# so that following them costs milliseconds, not seconds.
+MAX_OBJECTS = 64
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ class Blob:
 
 
 def find_blobs(pixels: np.ndarray, min_area: float) -> list[Blob]:
-    """The objects among a sample's changed ``pixels`` of at least ``min_area`` pixels.
+    """The objects among a sample's changed ``pixels`` of at least ``min_area`` pixels, the
+    ``MAX_OBJECTS`` largest.
 
     A person whose clothes look like the wall behind changes in patches, not as one silhouette:
     patches in touching ``GROUP`` x ``GROUP`` squares are one object, so that its size, which
@@ -102,8 +106,9 @@ def find_blobs(pixels: np.ndarray, min_area: float) -> list[Blob]:
     groups = cc3d.connected_components(squares.view(np.uint8), connectivity=8)
     labels = np.repeat(np.repeat(groups, GROUP, axis=0), GROUP, axis=1)[:h, :w] * pixels
     stats = cc3d.statistics(labels)
-    return [Blob(x.start, y.start, x.stop - x.start, y.stop - y.start, int(area))
-            for area, (y, x) in zip(stats["voxel_counts"][1:], stats["bounding_boxes"][1:]) if area >= min_area]
+    blobs = [Blob(x.start, y.start, x.stop - x.start, y.stop - y.start, int(area))
+             for area, (y, x) in zip(stats["voxel_counts"][1:], stats["bounding_boxes"][1:]) if area >= min_area]
+    return sorted(blobs, key=lambda b: b.area, reverse=True)[:MAX_OBJECTS]
 
 
 def top_speed(sensitivity: float) -> float:
@@ -115,18 +120,19 @@ def follow(before: Sequence[Blob], now: Sequence[Blob], after: Sequence[Blob], s
            times: tuple[float, float, float], speed: float) -> Iterator[Blob]:
     """The real objects among three samples' in a row, taken at ``times``: the large ones of
     ``now``, and every object of a steady track through all three (one in each, each continuing
-    the one before at no more than ``speed``, and at much the same velocity: things with mass do not zigzag in a second, while
-    flakes that happen to line up do)."""
+    the one before at no more than ``speed``, and at much the same velocity: things with mass do
+    not zigzag in a second, while flakes that happen to line up do)."""
     first, second = times[1] - times[0], times[2] - times[1]
     crawl = CRAWL * shape[1]
     for b in now:
         if b.area >= LARGE_AREA * shape[0] * shape[1]:
             yield b
-        for a in before:
-            if a.continues(b, first, speed, crawl):
-                for c in after:
-                    if b.continues(c, second, speed, crawl) and _steady(a, b, c, first, second):
-                        yield from (a, b, c)
+        sources = [a for a in before if a.continues(b, first, speed, crawl)]
+        targets = [c for c in after if b.continues(c, second, speed, crawl)] if sources else []
+        for a in sources:
+            for c in targets:
+                if _steady(a, b, c, first, second):
+                    yield from (a, b, c)
 
 
 def _steady(a: Blob, b: Blob, c: Blob, first: float, second: float) -> bool:
