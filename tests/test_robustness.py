@@ -34,6 +34,8 @@ def test_short_gop_is_screened_a_second_apart_and_timed_at_step(tmp_path):
     assert abs(event.start - 3.3) <= 0.5 and abs(event.end - 7.3) <= 0.5, (event.start, event.end)
     screened, grid = 13, 24  # a keyframe a second; what sampling every step would decode
     assert screened < result.video.frames_analyzed < grid
+    # Each edge's stretch holds at most three keyframes, and none before it is decoded (20 when one was).
+    assert result.video.frames_analyzed <= screened + 2 * 3, result.video.frames_analyzed
 
 
 def test_timing_the_edges_leaves_the_length_where_the_pass_got_to(tmp_path, monkeypatch):

@@ -111,10 +111,11 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
     segment's, its timing is the clip's). What the first pass taught about the clip's usual
     motion is used as it is: a stretch this short would learn the event itself as usual."""
     reach = spacing / 2
-    sample = clip.keyframe_samples if keyframes else clip.samples
 
     def motions(around: float):
-        samples = tally.again(sample(options.step, max(0.0, around - reach), around + reach))
+        start, end = max(0.0, around - reach), around + reach
+        samples = tally.again(clip.keyframe_samples(options.step, start, end, baseline=False) if keyframes
+                              else clip.samples(options.step, start, end))
         for motion in detect(samples, options.sensitivity, usual, learning=False):
             motion.sample.release()
             yield motion

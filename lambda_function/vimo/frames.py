@@ -210,10 +210,12 @@ class Clip:
 
     # -- the two ways through a clip -------------------------------------------------------------
 
-    def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
+    def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf,
+                         baseline: bool = True) -> Iterator[Sample]:
         """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
-        no other packet but the last keyframe before ``start`` (so that a clip cut into segments
-        compares every pair of neighbouring keyframes exactly once).
+        no other packet but, with ``baseline``, the last keyframe before ``start`` (so that a clip
+        cut into segments compares every pair of neighbouring keyframes exactly once; re-timing an
+        edge from the keyframes around it needs no comparison before the first).
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
         ``analysis`` whether events can be found among keyframes alone.
@@ -223,7 +225,7 @@ class Clip:
         origin = self._origin()
         key_times: list[float] = []
         next_time = start
-        baseline = None  # the last keyframe before ``start``: what the first one after is compared with
+        before = None  # the last keyframe before ``start``: what the first one after is compared with
         for packet in self._demux():
             if not packet.is_keyframe or packet.pts is None:
                 continue
@@ -232,12 +234,12 @@ class Clip:
                 break
             key_times.append(t)
             if t + 1e-6 < start:
-                baseline = packet
+                before = packet if baseline else None
                 continue
-            if baseline is not None:
-                for frame in self._decode(baseline):
+            if before is not None:
+                for frame in self._decode(before):
                     yield self._sample(frame, origin)
-                baseline = None
+                before = None
             if t + 1e-6 < next_time:
                 continue
             for frame in self._decode(packet):
