@@ -34,7 +34,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .objects import LARGE_AREA, MIN_AREA_OF_THRESHOLD, Blob, around, find_blobs, follow, top_speed
+from .objects import LARGE_AREA, MIN_AREA_OF_THRESHOLD, Blob, around, find_blobs, follow, square_counts, top_speed
 
 # A pixel changed if its difference exceeds NOISE_FACTOR times the pair's noise level (estimated from
 # the median difference, which static pixels dominate), and never less than MIN_DIFFERENCE gray
@@ -151,7 +151,7 @@ def _changes(samples: Iterable, usual: UsualChange, learning: bool, picture_widt
         changed = density = None
         if previous is not None and previous.shape == frame.shape:
             changed = changed_pixels(previous, frame)
-            density = _density(_cell_counts(changed))
+            density = _density(square_counts(changed, CELL))
             if learning:
                 usual.add(density)
         previous = frame
@@ -230,15 +230,19 @@ def _find_objects(change: _Change, after: _Change, earlier: _Change | None, thre
 def _unlike(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pixels of two gray samples, brightness matched, more than ``MIN_DIFFERENCE`` apart: a
     bar that noise clears often, so that noise only ever keeps what this test would remove."""
-    gain = (float(a.mean()) + 1.0) / (float(b.mean()) + 1.0)
-    return np.abs(a.astype(np.float32) - b * np.float32(gain)) > MIN_DIFFERENCE
+    return np.abs(a.astype(np.float32) - b * np.float32(_gain(a, b))) > MIN_DIFFERENCE
+
+
+def _gain(a: np.ndarray, b: np.ndarray) -> float:
+    """What ``b`` is multiplied by to be as bright as ``a`` (lighting drift, flicker)."""
+    return (float(a.mean()) + 1.0) / (float(b.mean()) + 1.0)
 
 
 def _motion(change: _Change, threshold: float) -> Motion:
     sample = change.sample
     if change.moving is None:
         return Motion(sample.time, 0.0, False, sample)
-    counts = _cell_counts(change.moving)
+    counts = square_counts(change.moving, CELL)
     pixels = change.moving.size
     score = float(counts.sum()) / pixels
     return Motion(sample.time, score, float(_neighbourhoods(counts).max()) >= threshold * pixels, sample)
@@ -246,21 +250,11 @@ def _motion(change: _Change, threshold: float) -> Motion:
 
 def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pixels that changed between two blurred gray frames, beyond noise and lighting."""
-    gain = (float(a.mean()) + 1.0) / (float(b.mean()) + 1.0)
-    difference = np.abs(a - b * gain)
+    difference = np.abs(a - b * _gain(a, b))
     # The median of |N(0, s)| is 0.6745 s; every 4th pixel of every 2nd row estimates it as well.
     noise = float(np.median(difference[::2, ::4])) / 0.6745
     changed = difference > max(MIN_DIFFERENCE, NOISE_FACTOR * noise)
     return _open(changed)
-
-
-def _cell_counts(changed: np.ndarray) -> np.ndarray:
-    """Changed pixels in each CELL x CELL cell (cells at the edges may be partly outside)."""
-    h, w = changed.shape
-    rows, cols = -(-h // CELL), -(-w // CELL)
-    padded = np.zeros((rows * CELL, cols * CELL), np.float32)
-    padded[:h, :w] = changed
-    return padded.reshape(rows, CELL, cols, CELL).sum(axis=(1, 3))
 
 
 def _neighbourhoods(cells: np.ndarray) -> np.ndarray:

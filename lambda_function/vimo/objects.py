@@ -89,6 +89,16 @@ class Blob:
         return max(0, dx, dy)
 
 
+def square_counts(pixels: np.ndarray, side: int) -> np.ndarray:
+    """Pixels set in each ``side`` x ``side`` square of a mask (squares at the edges may be partly
+    outside it)."""
+    h, w = pixels.shape
+    rows, cols = -(-h // side), -(-w // side)
+    padded = np.zeros((rows * side, cols * side), np.float32)
+    padded[:h, :w] = pixels
+    return padded.reshape(rows, side, cols, side).sum(axis=(1, 3))
+
+
 def find_blobs(pixels: np.ndarray, min_area: float) -> list[Blob]:
     """The objects among a sample's changed ``pixels`` of at least ``min_area`` pixels, the
     ``MAX_OBJECTS`` largest.
@@ -99,11 +109,7 @@ def find_blobs(pixels: np.ndarray, min_area: float) -> list[Blob]:
     if not pixels.any():
         return []
     h, w = pixels.shape
-    rows, cols = -(-h // GROUP), -(-w // GROUP)
-    squares = np.zeros((rows * GROUP, cols * GROUP), bool)
-    squares[:h, :w] = pixels
-    squares = squares.reshape(rows, GROUP, cols, GROUP).any(axis=(1, 3))
-    groups = cc3d.connected_components(squares.view(np.uint8), connectivity=8)
+    groups = cc3d.connected_components((square_counts(pixels, GROUP) > 0).view(np.uint8), connectivity=8)
     labels = np.repeat(np.repeat(groups, GROUP, axis=0), GROUP, axis=1)[:h, :w] * pixels
     stats = cc3d.statistics(labels)
     blobs = [Blob(x.start, y.start, x.stop - x.start, y.stop - y.start, int(area))
