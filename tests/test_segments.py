@@ -189,9 +189,17 @@ def test_local_pool_gives_the_serial_events(long_clip):
 
 
 def test_short_clips_are_not_cut(long_clip, monkeypatch):
+    """...and are opened once: reading the length that decides it is the analysis's own open
+    (for a clip in S3, that is one fewer round of HTTP requests)."""
+    from vimo.frames import Clip
+
+    opens = []
+    real_open = Clip._open
+    monkeypatch.setattr(Clip, "_open", lambda self: opens.append(self) or real_open(self))
     monkeypatch.setattr(segments, "run_local", lambda *a, **k: pytest.fail("a short clip was cut"))
     result = segments.analyze(long_clip, Options(), Settings(workers=2, fanout_threshold=60.0))
     assert len(result.events) == 2
+    assert len(opens) == 1
 
 
 # -- Lambda fan-out ------------------------------------------------------------------------------------------

@@ -43,10 +43,11 @@ class Result:
         return result
 
 
-def analyze_clip(path: Path | str, options: Options, settings: Settings, start: float = 0.0,
+def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, start: float = 0.0,
                  end: float = math.inf, deadline: float | None = None, threads: int = 0) -> Result:
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
-    the keyframes allow.
+    the keyframes allow. ``path`` may be a ``Clip`` already opened (to read its length), which
+    this closes.
 
     A first pass decodes only keyframes and finds events among them (skipped when the container's
     index already shows keyframes too sparse to find events among): one per
@@ -61,7 +62,7 @@ def analyze_clip(path: Path | str, options: Options, settings: Settings, start: 
     process of a pool decodes on one).
     """
     started = time.perf_counter()
-    with Clip(str(path), settings, threads) as clip:
+    with path if isinstance(path, Clip) else Clip(str(path), settings, threads) as clip:
         tally = _Tally(deadline)
         too_sparse = max(KEYFRAME_EVENTS_INTERVAL, options.step * 2)  # keyframes further apart: decode all
         interval = clip.indexed_keyframe_interval()

@@ -42,7 +42,7 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from PIL import Image
 
@@ -164,23 +164,29 @@ def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Opt
 
 
 def analyze(clip: str | Path, options: Options, settings: Settings, deadline: float | None = None,
-            s3_key: str | None = None, context=None):
+            s3_key: str | Callable[[], str] | None = None, context=None):
     """A clip's ``Result``: in one pass, or in segments when it is long enough to be worth it.
 
-    ``clip`` is what FFmpeg opens (a local path or a presigned S3 URL). On Lambda
-    (``settings.fanout == "lambda"``) segments need an ``s3_key`` every worker can read and the
-    invocation's ``context`` (for the function's ARN); without them the clip is analysed in one pass.
+    ``clip`` is what FFmpeg opens (a local path or a presigned S3 URL), once whichever way it goes.
+    On Lambda (``settings.fanout == "lambda"``) segments need an ``s3_key`` every worker can read
+    (or a function that stores the clip and returns one, called only when the clip is long enough)
+    and the invocation's ``context`` (for the function's ARN); without them the clip is analysed in
+    one pass.
     """
 
-    on_lambda = settings.fanout == "lambda" and s3_key and context is not None
+    on_lambda = settings.fanout == "lambda" and s3_key is not None and context is not None
     on_pool = settings.fanout == "local" and local_workers(settings) > 1
-    if on_lambda or on_pool:  # else one pass whatever the length: no need to open the clip twice
-        duration = probe_duration(clip, settings)
-        if duration >= settings.fanout_threshold and on_lambda:
-            return run_lambda({"s3_key": s3_key}, options, settings, duration, context, deadline=deadline)
-        if duration >= settings.fanout_threshold:
-            return run_local(str(clip), options, settings, duration, deadline=deadline)
-    return analyze_clip(clip, options, settings, deadline=deadline)
+    if not (on_lambda or on_pool):  # one pass whatever the length
+        return analyze_clip(clip, options, settings, deadline=deadline)
+    opened = Clip(str(clip), settings)
+    duration = opened.duration_hint()
+    if duration < settings.fanout_threshold:
+        return analyze_clip(opened, options, settings, deadline=deadline)
+    opened.close()
+    if on_lambda:
+        key = s3_key() if callable(s3_key) else s3_key
+        return run_lambda({"s3_key": key}, options, settings, duration, context, deadline=deadline)
+    return run_local(str(clip), options, settings, duration, deadline=deadline)
 
 
 def analyze_upload(upload: Upload, workdir: Path, settings: Settings, deadline: float | None = None, context=None):
@@ -211,19 +217,8 @@ def analyze_source(source: dict, workdir: Path, options: Options, settings: Sett
         return analyze(open_s3_clip(key, settings), options, settings, deadline, s3_key=key, context=context)
     path = Path(workdir) / "clip"  # never the URL's file name
     fetch_url(source["movie_url"], path, settings, deadline)
-    if settings.fanout == "lambda" and context is not None and settings.results_bucket:
-        duration = probe_duration(path, settings)
-        if duration >= settings.fanout_threshold:
-            key = store_source(path, settings)
-            return run_lambda({"s3_key": key}, options, settings, duration, context, deadline=deadline)
-    return analyze(path, options, settings, deadline, context=context)
-
-
-def probe_duration(clip: str | Path, settings: Settings) -> float:
-    """The duration the clip's headers claim (0 if they do not say); refuses what is not a video."""
-
-    with Clip(str(clip), settings) as opened:
-        return opened.duration_hint()
+    store = (lambda: store_source(path, settings)) if settings.results_bucket else None
+    return analyze(path, options, settings, deadline, s3_key=store, context=context)
 
 
 def local_workers(settings: Settings) -> int:
