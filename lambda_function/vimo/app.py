@@ -8,7 +8,6 @@ preflights and base64 of binary answers; every refusal is an ``ApiError`` turned
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 from aws_lambda_powertools import Logger
@@ -18,7 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from .config import Settings
 from .delivery import error_response, json_response, respond
 from .errors import ApiError
-from .segments import RESPONSE_RESERVE, SEGMENT_KEY, analyze_upload, run_segment
+from .segments import SEGMENT_KEY, analyze_upload, lambda_deadline, run_segment
 from .sources import presign_upload
 from .upload import parse_event
 
@@ -55,12 +54,11 @@ def uploads() -> Response:
 
 
 def _deadline() -> float | None:
-    """When analysis must stop so that the montage is still rendered and returned before Lambda's
-    timeout kills the invocation (``time.monotonic()`` seconds)."""
+    """When analysis must stop, when running on Lambda (see ``segments.lambda_deadline``)."""
     context = app.lambda_context
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None
-    return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE
+    return lambda_deadline(context)
 
 
 @app.exception_handler(ApiError)

@@ -221,6 +221,12 @@ def analyze_source(source: dict, workdir: Path, options: Options, settings: Sett
     return analyze(path, options, settings, deadline, s3_key=store, context=context)
 
 
+def lambda_deadline(context) -> float:
+    """When an invocation's analysis must stop (``time.monotonic()`` seconds) so that what it found
+    is still merged, rendered and returned before Lambda's timeout kills it."""
+    return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE
+
+
 def local_workers(settings: Settings) -> int:
     return settings.workers or os.cpu_count() or 1
 
@@ -283,10 +289,8 @@ def run_lambda(source: dict, options: Options, settings: Settings, duration: flo
     with what they have before the parent must answer.
     """
     started = time.perf_counter()
-    now = time.monotonic()
-    budget = deadline - now if deadline is not None else \
-        context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE
-    deadline = now + budget
+    deadline = lambda_deadline(context) if deadline is None else deadline
+    budget = deadline - time.monotonic()
     slots = max(1, settings.fanout_concurrency)
     plan = plan_segments(duration, segment_length(duration, slots, settings.segment_seconds), options.step)
     client = client or lambda_client(read_timeout=max(1.0, budget) + 5)
