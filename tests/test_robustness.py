@@ -5,6 +5,7 @@ import os
 import signal
 
 import numpy as np
+import pytest
 import requests
 from PIL import Image
 
@@ -25,11 +26,17 @@ def test_sparse_keyframes_and_a_large_step(tmp_path):
     assert fine.video.frames_analyzed == 16 and len(fine.events) == 1
 
 
-def test_short_gop_is_screened_a_second_apart_and_timed_at_step(tmp_path):
+@pytest.fixture(scope="module")
+def short_gop_clip(tmp_path_factory):
+    """12 s with a keyframe every 0.48 s and motion from 3.3 to 7.3 s."""
+    return write_square_clip(tmp_path_factory.mktemp("gop") / "gop12.mp4", seconds=12.0, moving=((3.3, 7.3),),
+                             gop=12)
+
+
+def test_short_gop_is_screened_a_second_apart_and_timed_at_step(short_gop_clip):
     """Keyframes every 0.48 s: the first pass decodes one keyframe a second (not one per 0.5 s
     step), and the keyframes in between time the event's edges to the step."""
-    clip = write_square_clip(tmp_path / "gop12.mp4", seconds=12.0, moving=((3.3, 7.3),), gop=12)
-    result = analyze_clip(clip, Options(step=0.5), Settings())
+    result = analyze_clip(short_gop_clip, Options(step=0.5), Settings())
     [event] = result.events
     assert abs(event.start - 3.3) <= 0.5 and abs(event.end - 7.3) <= 0.5, (event.start, event.end)
     screened, grid = 13, 24  # a keyframe a second; what sampling every step would decode
@@ -38,14 +45,13 @@ def test_short_gop_is_screened_a_second_apart_and_timed_at_step(tmp_path):
     assert result.video.frames_analyzed <= screened + 2 * 3, result.video.frames_analyzed
 
 
-def test_timing_the_edges_leaves_the_length_where_the_pass_got_to(tmp_path, monkeypatch):
+def test_timing_the_edges_leaves_the_length_where_the_pass_got_to(short_gop_clip, monkeypatch):
     """Re-timing an event's edges looks again at a stretch behind the first pass; the clip's length
     (when the header has none) and ``analyzed_until`` are still where that pass got to."""
     from vimo.frames import Clip
 
-    clip = write_square_clip(tmp_path / "gop12.mp4", seconds=12.0, moving=((3.3, 7.3),), gop=12)
     monkeypatch.setattr(Clip, "duration_hint", lambda self, stream=None: 0.0)
-    result = analyze_clip(clip, Options(step=0.5), Settings())
+    result = analyze_clip(short_gop_clip, Options(step=0.5), Settings())
     assert len(result.events) == 1 and result.video.duration >= 11.0, result.video
 
 
