@@ -191,29 +191,38 @@ def walk_in_stop_walk_out() -> Actor:
 # -- generation (cached) -----------------------------------------------------------------------------
 
 
-def cache_key(case: Case) -> str:
-    """The scene, its encoding and the renderer's version: what the cached file depends on."""
-    recipe = repr((RENDER_VERSION, case.scene, sorted(case.encode.items(), key=str), case.burst_times, case.suffix))
-    return hashlib.sha1(recipe.encode()).hexdigest()
+def cache_key(*recipe) -> str:
+    """What a cached file depends on (its scene, its encoding) and the renderer's version."""
+    return hashlib.sha1(repr((RENDER_VERSION, *recipe)).encode()).hexdigest()
+
+
+def render_once(path: Path, key: str, render) -> tuple[dict, bool]:
+    """``render()`` (which writes ``path`` and returns what to remember of it) unless the ``.json``
+    beside ``path`` was written for the same ``key``; returns (what was remembered, rendered_now)."""
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists() and path.exists():
+        cached = json.loads(sidecar.read_text())
+        if cached.get("key") == key:
+            return cached, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remembered = {"key": key, **render()}
+    sidecar.write_text(json.dumps(remembered))
+    return remembered, True
 
 
 def generate(case: Case) -> tuple[list[tuple[float, float]], bool]:
     """Render the case unless the cache holds it; returns (truth, rendered_now)."""
-    sidecar = OUT / (case.name + ".json")
-    key = cache_key(case)
-    if sidecar.exists() and case.path.exists():
-        cached = json.loads(sidecar.read_text())
-        if cached.get("key") == key:
-            return [tuple(s) for s in cached["truth"]], False
-    OUT.mkdir(parents=True, exist_ok=True)
-    if case.burst_times is not None:
-        paths = [case.path / f"{i + 1:02d}.jpg" for i in range(len(case.burst_times))]
-        write_stills(case.scene, case.burst_times, paths, quality=85)
-    else:
-        encode(case.scene, case.path, **case.encode)
-    truth = case.truth()
-    sidecar.write_text(json.dumps({"key": key, "truth": truth, "note": case.note}))
-    return truth, True
+    def render() -> dict:
+        if case.burst_times is not None:
+            paths = [case.path / f"{i + 1:02d}.jpg" for i in range(len(case.burst_times))]
+            write_stills(case.scene, case.burst_times, paths, quality=85)
+        else:
+            encode(case.scene, case.path, **case.encode)
+        return {"truth": case.truth(), "note": case.note}
+
+    key = cache_key(case.scene, sorted(case.encode.items(), key=str), case.burst_times, case.suffix)
+    remembered, rendered = render_once(case.path, key, render)
+    return [tuple(s) for s in remembered["truth"]], rendered
 
 
 # -- analysis and scoring ----------------------------------------------------------------------------

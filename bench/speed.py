@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "test_data"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from scenes import Scene, crossing, encode  # noqa: E402
-from quality import match, scores  # noqa: E402  (the same event matching and F1 as the quality benchmark)
+from quality import cache_key, match, render_once, scores  # noqa: E402  (the same event matching and F1 as the quality benchmark)
 
 class QuickScene(Scene):
     """``Scene`` with its sensor noise taken from a bank of precomputed frames: the encoder and the
@@ -154,12 +154,18 @@ def run(code: str, *args: str) -> str:
 
 
 def clip_path(name: str, gop: int | None, sensor: str) -> Path:
+    """The clip, rendered once per scene, encoding and renderer version (the quality benchmark's cache)."""
     path = OUT / f"{name}.mp4"
-    if not path.exists():
+    # veryfast: a camera's hardware encoder makes similar streams (B-frames, few references), and
+    # x264's default preset would take half an hour per clip here.
+    encoding = dict(codec="libx264", bitrate=6_000_000, gop=gop, options={"preset": "veryfast"})
+
+    def render() -> dict:
         print(f"rendering {path.name} (once) ...", file=sys.stderr, flush=True)
-        # veryfast: a camera's hardware encoder makes similar streams (B-frames, few references), and
-        # x264's default preset would take half an hour per clip here.
-        encode(SENSORS[sensor], path, codec="libx264", bitrate=6_000_000, gop=gop, options={"preset": "veryfast"})
+        encode(SENSORS[sensor], path, **encoding)
+        return {}
+
+    render_once(path, cache_key(SENSORS[sensor], sorted(encoding.items(), key=str)), render)
     return path
 
 
