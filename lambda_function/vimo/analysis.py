@@ -7,12 +7,14 @@ produces (samples carry their pictures, so that events can make tiles from them)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from . import clock
 from .config import Options, Settings
 from .errors import unsupported
 from .events import Event, build_events
@@ -36,7 +38,8 @@ class Result:
     analyzed_until: float | None = None
 
     def to_dict(self) -> dict:
-        result = {"events": [e.to_dict() for e in self.events], "video": self.video.to_dict(),
+        origin = clock.parse(self.video.recorded_at)
+        result = {"events": [e.to_dict(origin) for e in self.events], "video": self.video.to_dict(),
                   "elapsed_ms": self.elapsed_ms, "complete": self.complete}
         if not self.complete:
             result["analyzed_until"] = round(self.analyzed_until or 0.0, 3)
@@ -92,13 +95,15 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
         if tally.rotation in (90, 270):
             width, height = height, width
         video = VideoInfo(duration=max(clip.duration_hint(), tally.last_time), fps=clip.fps, width=width,
-                          height=height, codec=clip.codec, frames_analyzed=tally.n)
+                          height=height, codec=clip.codec, frames_analyzed=tally.n,
+                          recorded_at=_recorded_at(options, clip.recording_time()))
     return Result(events, video, round((time.perf_counter() - started) * 1000), tally.complete,
                   None if tally.complete else tally.last_time)
 
 
 def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None) -> list[Event]:
-    motions = detect(samples, options.sensitivity, usual, picture_width=options.tile_width)
+    motions = detect(samples, options.sensitivity, usual, picture_width=options.tile_width,
+                     regions=options.regions, exclude=options.exclude)
     return build_events(motions, options.cooldown, options.tile_width)
 
 
@@ -117,7 +122,8 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
         start, end = max(0.0, around - reach), around + reach
         samples = tally.again(clip.keyframe_samples(options.step, start, end, baseline=False) if keyframes
                               else clip.samples(options.step, start, end))
-        for motion in detect(samples, options.sensitivity, usual, learning=False):
+        for motion in detect(samples, options.sensitivity, usual, learning=False, regions=options.regions,
+                             exclude=options.exclude):
             motion.sample.release()
             yield motion
 
@@ -144,8 +150,15 @@ def analyze_frames(upload: Upload, settings: Settings) -> Result:
     options = upload.options
     times = options.timestamps or [i * options.interval for i in range(len(upload.frames))]
     samples, video = open_frames(upload.frames, times, settings, options.tile_width)
+    video = dataclasses.replace(video, recorded_at=_recorded_at(options, None))
     events = find_events(samples, options)
     return Result(events, video, round((time.perf_counter() - started) * 1000))
+
+
+def _recorded_at(options: Options, from_container) -> str | None:
+    """``video.recorded_at``: the ``start_time`` option, else the container's recording time."""
+    start = clock.recording_start(options.start_time, options.timezone, from_container)
+    return None if start is None else clock.iso(start)
 
 
 class _Tally:

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import OPTION_SPECS, Options, Settings
+from .config import OPTION_SPECS, Options, Settings, parse_polygons
 from .errors import ApiError
 
 FRAME_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -27,8 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("--json", action="store_true", help="print the JSON only; write no montage")
     analyze.add_argument("-o", "--output", type=Path, help="write the contact sheet here (default: montage.jpg)")
     for name, spec in OPTION_SPECS.items():
-        if name not in ("format", "delivery"):
-            analyze.add_argument(f"--{name}", help=f"{spec.doc} (default: {getattr(Options(), name)})")
+        if spec.kind == "polygons":  # --region / --exclude, each repeatable: one polygon each
+            flag = "--region" if name == "regions" else f"--{name}"
+            analyze.add_argument(flag, dest=name, action="append", metavar="POLYGON",
+                                 help=f"{spec.doc} On the command line: \"x,y x,y x,y ...\" (or the JSON form); "
+                                      "repeat for more polygons.")
+        elif name not in ("format", "delivery"):
+            flags = dict.fromkeys((f"--{name}", f"--{name.replace('_', '-')}"))  # --start_time and --start-time
+            analyze.add_argument(*flags, dest=name, help=f"{spec.doc} (default: {getattr(Options(), name)})")
 
     serve = commands.add_parser("serve", help="serve the API on this machine, as API Gateway would")
     serve.add_argument("--host", default="127.0.0.1")
@@ -58,6 +64,10 @@ def _analyze(args) -> int:
     from .upload import Part, Upload
 
     fields = {name: getattr(args, name) for name in OPTION_SPECS if getattr(args, name, None) is not None}
+    for name, spec in OPTION_SPECS.items():
+        if spec.kind == "polygons" and fields.get(name):  # repeated flags: all their polygons, as the API's JSON
+            polygons = [p for value in fields[name] for p in parse_polygons(name, value.strip())]
+            fields[name] = json.dumps(polygons)
     options = Options.parse(fields)
     settings = Settings.from_env()
     if len(args.files) == 1 and args.files[0].suffix.lower() not in FRAME_SUFFIXES:
@@ -78,7 +88,8 @@ def _analyze(args) -> int:
     if not args.json:
         output = args.output or Path("montage.jpg")
         output.write_bytes(render(result.events, result.video, name, options.columns, options.max_tiles,
-                                  options.tile_width))
+                                  options.tile_width, boxes=options.boxes, regions=options.regions,
+                                  exclude=options.exclude))
         print(f"montage: {output} ({len(result.events)} events)", file=sys.stderr)
     return 0
 

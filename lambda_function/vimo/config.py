@@ -11,15 +11,23 @@ Two kinds of configuration live here:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import bad_request
 
 # Lambda refuses an invoke payload over 6 MB (6,291,456 bytes). API Gateway base64-encodes binary
 # bodies, so about 4.4 MB of raw upload fits; a JPEG answer has the same ceiling.
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+# regions / exclude: enough for any real mask (Frigate's zones rarely have more than a dozen
+# points), few enough that rasterising them costs nothing and a request cannot make it cost more.
+MAX_POLYGONS = 20
+MAX_POINTS = 100
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,25 @@ OPTION_SPECS: dict[str, Spec] = {
                      doc="`inline` returns the JPEG in the response; `s3` stores it in the results bucket and returns "
                          "a presigned URL. Default: the deployment's DEFAULT_DELIVERY, and S3 whenever the JPEG would "
                          "not fit Lambda's 6 MB response."),
+    "regions": Spec("polygons",
+                    doc="Where to look: a JSON list of polygons, each a list of [x, y] points as fractions (0 to 1) "
+                        "of the upright picture's width and height, e.g. [[[0.49,0.74],[0.66,0.74],[0.66,0.92]]]. "
+                        "Motion outside all of them is ignored, and motion inside is judged as if the rest of the "
+                        "picture did not exist."),
+    "exclude": Spec("polygons",
+                    doc="Where never to look (a tree, a busy road, a burnt-in clock): polygons as for `regions`, "
+                        "taken out after them."),
+    "boxes": Spec(bool, doc="Outline on each tile the part of the picture that moved at the event's peak."),
+    "start_time": Spec(datetime,
+                       doc="When the first frame was recorded, ISO 8601 with an offset (2026-05-01T14:03:00+02:00): "
+                           "events then also get clock times. Default: the recording time the container carries "
+                           "(MP4/MOV creation_time, Matroska DATE_UTC), if any."),
+    "timezone": Spec(ZoneInfo,
+                     doc="IANA time zone name (Europe/Paris) in which clock times are shown; default: the offset of "
+                         "`start_time`, else UTC."),
 }
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,13 @@ class Options:
     interval: float = 1.0
     timestamps: tuple[float, ...] | None = None
     delivery: str | None = None
+    # Polygons of (x, y) fractions of the upright picture; see regions.py.
+    regions: tuple[tuple[tuple[float, float], ...], ...] | None = None
+    exclude: tuple[tuple[tuple[float, float], ...], ...] | None = None
+    boxes: bool = True
+    # ISO 8601 text (JSON-safe for segment workers); a naive time given with ``timezone`` is in that zone.
+    start_time: str | None = None
+    timezone: str | None = None
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> "Options":
@@ -84,10 +117,83 @@ class Options:
                 known = ", ".join(sorted(OPTION_SPECS))
                 raise bad_request("unknown_option", f"Unknown option {name!r}. Known options: {known}.")
             values[name] = _convert(name, str(raw).strip(), spec)
+        start = values.get("start_time")
+        if start is not None and datetime.fromisoformat(start).tzinfo is None:
+            if values.get("timezone") is None:
+                raise bad_request("bad_option", f"Option 'start_time' needs an offset (e.g. {start}+02:00, or Z for "
+                                                "UTC), or a 'timezone' to read it in.")
+            values["start_time"] = datetime.fromisoformat(start).replace(tzinfo=ZoneInfo(values["timezone"])).isoformat()
         return cls(**values)
 
 
+def parse_polygons(name: str, raw: str) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """Polygons from the API's JSON (a list of polygons, or one polygon) or the CLI's short form
+    ("x,y x,y x,y", polygons separated by ";"); refuses anything that is not 3 to ``MAX_POINTS``
+    points within 0..1, at most ``MAX_POLYGONS`` of them, with a 400 that says what is wrong."""
+    if raw.startswith("["):
+        try:
+            polygons = json.loads(raw)
+        except ValueError:
+            raise bad_request("bad_option", f"Option {name!r} is not valid JSON: expected a list of polygons such as "
+                                            "[[[0.1,0.5],[0.6,0.5],[0.6,0.9]]].") from None
+        if isinstance(polygons, list) and polygons and isinstance(polygons[0], list) and polygons[0] \
+                and not isinstance(polygons[0][0], list):
+            polygons = [polygons]  # one polygon on its own
+    else:
+        try:
+            polygons = [[[float(v) for v in point.split(",")] for point in polygon.split()]
+                        for polygon in raw.split(";") if polygon.strip()]
+        except ValueError:
+            raise bad_request("bad_option", f"Option {name!r} must be JSON, or points \"x,y x,y x,y\" (fractions of "
+                                            "the picture) with polygons separated by \";\".") from None
+    if not isinstance(polygons, list) or not polygons:
+        raise bad_request("bad_option", f"Option {name!r} must be a non-empty list of polygons.")
+    if len(polygons) > MAX_POLYGONS:
+        raise bad_request("bad_option", f"Option {name!r} has {len(polygons)} polygons; at most {MAX_POLYGONS}.")
+    checked = []
+    for number, polygon in enumerate(polygons, 1):
+        what = f"Option {name!r}, polygon {number}"
+        if not isinstance(polygon, list):
+            raise bad_request("bad_option", f"{what} must be a list of [x, y] points.")
+        if len(polygon) < 3:
+            raise bad_request("bad_option", f"{what} has {len(polygon)} point{'s' if len(polygon) != 1 else ''}; "
+                                            "a polygon needs at least 3.")
+        if len(polygon) > MAX_POINTS:
+            raise bad_request("bad_option", f"{what} has {len(polygon)} points; at most {MAX_POINTS}.")
+        points = []
+        for point in polygon:
+            if not (isinstance(point, list) and len(point) == 2
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)):
+                raise bad_request("bad_option", f"{what}: each point must be [x, y], two numbers; got {json.dumps(point)}.")
+            x, y = float(point[0]), float(point[1])
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise bad_request("bad_option", f"{what}: point [{point[0]}, {point[1]}] is outside the picture; "
+                                                "x and y are fractions of its width and height, from 0 to 1.")
+            points.append((x, y))
+        checked.append(tuple(points))
+    return tuple(checked)
+
+
 def _convert(name: str, raw: str, spec: Spec):
+    if spec.kind == "polygons":
+        return parse_polygons(name, raw)
+    if spec.kind is bool:
+        if raw.lower() not in _TRUE + _FALSE:
+            raise bad_request("bad_option", f"Option {name!r} must be true or false; got {raw!r}.")
+        return raw.lower() in _TRUE
+    if spec.kind is datetime:
+        try:
+            return datetime.fromisoformat(raw).isoformat()
+        except ValueError:
+            raise bad_request("bad_option", f"Option {name!r} must be an ISO 8601 date and time with an offset, e.g. "
+                                            f"2026-05-01T14:03:00+02:00; got {raw!r}.") from None
+    if spec.kind is ZoneInfo:
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise bad_request("bad_option", f"Option {name!r} must be an IANA time zone name such as Europe/Paris or "
+                                            f"America/New_York; got {raw!r}.") from None
+        return raw
     if isinstance(spec.kind, tuple):
         if raw.lower() not in spec.kind:
             raise bad_request("bad_option", f"Option {name!r} must be one of {', '.join(spec.kind)}; got {raw!r}.")

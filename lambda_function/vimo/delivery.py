@@ -27,7 +27,8 @@ def respond(result: Result, name: str, options: Options, settings: Settings) -> 
     delivery = options.delivery or settings.default_delivery
     if options.format == "json" and delivery != "s3":
         return json_response(200, result.to_dict(), headers)
-    montage = render(result.events, result.video, name, options.columns, options.max_tiles, options.tile_width)
+    montage = render(result.events, result.video, name, options.columns, options.max_tiles, options.tile_width,
+                     boxes=options.boxes, regions=options.regions, exclude=options.exclude)
     if delivery == "s3" or len(montage) > INLINE_LIMIT:
         from .storage import store_montage  # boto3 only loads for requests that need it
 

@@ -8,10 +8,12 @@ made when the event closes, so only the frames of open events are ever held in m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Iterable
 
 from PIL import Image
 
+from . import clock
 from .motion import Motion
 
 
@@ -30,14 +32,27 @@ class Event:
     peak: float
     score: float
     tile: Image.Image | None = field(default=None, repr=False, compare=False)
+    # What moved at the peak: (x, y, w, h) fractions of the upright picture (see motion.Motion.box).
+    box: tuple[float, float, float, float] | None = None
 
     @property
     def label(self) -> str:
         return hhmmss(self.peak)
 
-    def to_dict(self) -> dict:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 3),
-                "score": round(self.score, 5), "label": self.label}
+    def label_at(self, origin: datetime | None) -> str:
+        """What the tile is stamped with: the peak's clock time when the recording time is known."""
+        return clock.at(origin, self.peak).strftime("%H:%M:%S") if origin else self.label
+
+    def to_dict(self, origin: datetime | None = None) -> dict:
+        """As JSON; with ``origin`` (when the first frame was recorded) also the clock times."""
+        result = {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 3),
+                  "score": round(self.score, 5), "label": self.label_at(origin)}
+        if self.box is not None:
+            result["box"] = list(self.box)
+        if origin is not None:
+            for name in ("start", "end", "peak"):
+                result[f"{name}_at"] = clock.iso(clock.at(origin, getattr(self, name)))
+        return result
 
 
 @dataclass
@@ -100,7 +115,7 @@ class EventBuilder:
         tile = event.peak.sample.picture(self.tile_width)
         event.peak.sample.release()
         self.events.append(Event(start=max(0.0, event.start), end=(event.before_last_hit + event.last_hit) / 2,
-                                 peak=event.peak.time, score=event.peak.score, tile=tile))
+                                 peak=event.peak.time, score=event.peak.score, tile=tile, box=event.peak.box))
 
 
 def build_events(motions: Iterable[Motion], cooldown: float, tile_width: int) -> list[Event]:

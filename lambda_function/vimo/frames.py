@@ -27,6 +27,7 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import clock
 from .config import Settings
 from .errors import too_large, unsupported
 from .upload import Part
@@ -53,11 +54,16 @@ class VideoInfo:
     height: int
     codec: str
     frames_analyzed: int = 0
+    # When the first frame was recorded (ISO 8601, in the offset it is shown in), if known: see clock.
+    recorded_at: str | None = None
 
     def to_dict(self) -> dict:
-        return {"duration": round(self.duration, 3), "fps": None if self.fps is None else round(self.fps, 3),
-                "width": self.width, "height": self.height, "codec": self.codec,
-                "frames_analyzed": self.frames_analyzed}
+        result = {"duration": round(self.duration, 3), "fps": None if self.fps is None else round(self.fps, 3),
+                  "width": self.width, "height": self.height, "codec": self.codec,
+                  "frames_analyzed": self.frames_analyzed}
+        if self.recorded_at is not None:
+            result["recorded_at"] = self.recorded_at
+        return result
 
 
 class Sample:
@@ -184,6 +190,10 @@ class Clip:
         if len(keys) < 2:
             return None
         return float(np.median(np.diff(keys)) * self._stream.time_base)
+
+    def recording_time(self):
+        """When the clip was recorded, by its container's tags (see ``clock``), or None."""
+        return clock.container_time(self._container.metadata, self._stream.metadata)
 
     @property
     def fps(self) -> float | None:

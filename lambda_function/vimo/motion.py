@@ -22,6 +22,12 @@ own counter here, in the order the pipeline applies them:
 What remains is scored as the fraction of the picture that moved; a sample is a hit when the
 moving pixels in its busiest neighbourhood (CELL x 3 pixels square) are enough to be an object, so
 that leftover specks scattered over the whole picture never add up to one.
+
+Regions (``regions.View``): every step above sees only the pixels inside the caller's regions and
+outside their exclusions, cropped to the regions' bounding box, as if the rest of the picture did
+not exist: brightness matching, the noise level, the usual densities and the objects. Areas (hit
+thresholds, object sizes, the score) stay fractions of the *whole* picture: a person is as large
+whatever region they walk in, and a small region does not make noise in it count more.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .objects import LARGE_AREA, MIN_AREA_OF_THRESHOLD, Blob, around, find_blobs, follow, square_counts, top_speed
+from .regions import View
 
 # A pixel changed if its difference exceeds NOISE_FACTOR times the pair's noise level (estimated from
 # the median difference, which static pixels dominate), and never less than MIN_DIFFERENCE gray
@@ -77,6 +84,8 @@ class Motion:
     score: float
     hit: bool
     sample: object  # the frames.Sample, kept so an event can make its tile from its peak
+    # What moved, for a hit: (x, y, w, h) fractions of the upright picture around its real objects.
+    box: tuple[float, float, float, float] | None = None
 
 
 def area_threshold(sensitivity: float) -> float:
@@ -113,7 +122,7 @@ class UsualChange:
 
 
 def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = None,
-           learning: bool = True, picture_width: int = 1280) -> Iterator[Motion]:
+           learning: bool = True, picture_width: int = 1280, regions=None, exclude=None) -> Iterator[Motion]:
     """The motion at each sample, in order.
 
     The first ``HISTORY`` samples are held back until the usual densities have been learnt from
@@ -122,10 +131,12 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
     changed was an object (see ``objects``). Pass the ``usual`` of an earlier pass over the same
     clip, with ``learning=False``, to re-score a short stretch of it (an event's edge): too short
     to learn from or to follow objects in, so every change counts there, snow included; in snow,
-    an edge found that way may lie up to the stretch's end from the truth.
+    an edge found that way may lie up to the stretch's end from the truth. ``regions`` and
+    ``exclude``: polygons of the upright picture (see ``regions``); only what is inside counts.
     """
     threshold = area_threshold(sensitivity)
-    changes = _changes(samples, UsualChange() if usual is None else usual, learning, picture_width)
+    views = _Views(regions, exclude)
+    changes = _changes(samples, UsualChange() if usual is None else usual, learning, picture_width, views)
     if not learning:
         return (_motion(change, threshold) for change in changes)
     return _follow(changes, threshold, top_speed(sensitivity))
@@ -141,39 +152,57 @@ class _Change:
     moving: np.ndarray | None
     blobs: list[Blob] = field(default_factory=list)
     real: set[Blob] = field(default_factory=set)
+    view: View | None = None  # where in the picture ``moving`` (and the blobs) lie
 
 
-def _changes(samples: Iterable, usual: UsualChange, learning: bool, picture_width: int) -> Iterator[_Change]:
-    held: list[tuple] | None = [] if learning else None  # (sample, changed pixels, densities)
-    previous = None
+class _Views:
+    """The ``View`` of each picture size and rotation a stream brings (one, nearly always)."""
+
+    def __init__(self, regions, exclude):
+        self.regions, self.exclude = regions, exclude
+        self._views: dict[tuple, View] = {}
+
+    def __call__(self, sample) -> View:
+        key = (sample.gray.shape, sample.rotation)
+        if key not in self._views:
+            self._views[key] = View.of(sample.gray.shape, sample.rotation, self.regions, self.exclude)
+        return self._views[key]
+
+
+def _changes(samples: Iterable, usual: UsualChange, learning: bool, picture_width: int,
+             views: _Views) -> Iterator[_Change]:
+    held: list[tuple] | None = [] if learning else None  # (sample, changed pixels, densities, view)
+    previous = previous_view = None
     for sample in samples:
-        frame = _blur(sample.gray.astype(np.float32))
+        view = views(sample)  # before ``shrink``, which turns the picture (not the gray copy) upright
+        frame = _blur(view.crop(sample.gray).astype(np.float32))
         changed = density = None
-        if previous is not None and previous.shape == frame.shape:
-            changed = changed_pixels(previous, frame)
+        if previous is not None and previous_view is view:
+            changed = changed_pixels(previous, frame, view.inside, view.cropped)
             density = _density(square_counts(changed, CELL))
             if learning:
                 usual.add(density)
-        previous = frame
+        previous, previous_view = frame, view
         if held is not None and len(held) < HISTORY:
             sample.shrink(picture_width)
-            held.append((sample, changed, density))
+            held.append((sample, changed, density, view))
             continue
         if held:
             for waiting in held:
                 yield _change(*waiting, usual)
             held = None
-        yield _change(sample, changed, density, usual)
+        yield _change(sample, changed, density, view, usual)
     for waiting in held or ():
         yield _change(*waiting, usual)
 
 
-def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, usual: UsualChange) -> _Change:
+def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, view: View,
+            usual: UsualChange) -> _Change:
     if changed is None:
-        return _Change(sample, None)
+        return _Change(sample, None, view=view)
     cells = usual.moving_cells(density)
     pixels = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)[:changed.shape[0], :changed.shape[1]]
-    return _Change(sample, changed & pixels)
+    return _Change(sample, changed & pixels, view=view)
 
 
 def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Iterator[Motion]:
@@ -195,7 +224,7 @@ def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Itera
         if len(recent) >= 4 and recent[-3].moving is not None:  # tracks through the last with known objects but one
             before, now, after = recent[-4], recent[-3], recent[-2]
             times = tuple(c.sample.time if c is not end else now.sample.time for c in (before, now, after))
-            for blob in follow(before.blobs, now.blobs, after.blobs, now.moving.shape, times, speed):
+            for blob in follow(before.blobs, now.blobs, after.blobs, now.view.shape, times, speed):
                 for c in (before, now, after):
                     if blob in c.blobs:
                         c.real.add(blob)
@@ -214,27 +243,41 @@ def _find_objects(change: _Change, after: _Change, earlier: _Change | None, thre
     after leave the outline of an object where there was none); and each patch of its change large
     enough to be an object by itself (also where there is no sample after it, or where brightness
     matching went wrong around a large object: it needs no track anyway)."""
-    moving = change.moving
+    moving, view = change.moving, change.view
     if moving is None:
         return
-    if after.moving is not None and after.moving.shape == moving.shape:
+    if after.moving is not None and after.view is view:
         there = moving & after.moving
-        if earlier is not None and earlier.sample.gray.shape == moving.shape and there.any():
-            there &= _unlike(earlier.sample.gray, change.sample.gray)
-        change.blobs = find_blobs(there, MIN_AREA_OF_THRESHOLD * threshold * moving.size)
-    large = LARGE_AREA * moving.size
+        if earlier is not None and earlier.view is view and there.any():
+            there &= _unlike(view.crop(earlier.sample.gray), view.crop(change.sample.gray), view.inside, view.cropped)
+        change.blobs = find_blobs(there, MIN_AREA_OF_THRESHOLD * threshold * view.pixels)
+    large = LARGE_AREA * view.pixels
     if np.count_nonzero(moving) >= large:
         change.blobs += [b for b in find_blobs(moving, large) if b not in change.blobs]
 
 
-def _unlike(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _unlike(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None, robust: bool = False) -> np.ndarray:
     """Pixels of two gray samples, brightness matched, more than ``MIN_DIFFERENCE`` apart: a
     bar that noise clears often, so that noise only ever keeps what this test would remove."""
-    return np.abs(a.astype(np.float32) - b * np.float32(_gain(a, b))) > MIN_DIFFERENCE
+    return np.abs(a.astype(np.float32) - b * np.float32(_gain(a, b, inside, robust))) > MIN_DIFFERENCE
 
 
-def _gain(a: np.ndarray, b: np.ndarray) -> float:
-    """What ``b`` is multiplied by to be as bright as ``a`` (lighting drift, flicker)."""
+def _gain(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None, robust: bool = False) -> float:
+    """What ``b`` is multiplied by to be as bright as ``a`` (lighting drift, flicker), judged
+    ``inside`` the regions only (a bright lorry outside them must not dim what is inside).
+
+    ``robust`` (in regions): the median of the pixels' ratios, every 4th pixel of every 2nd row, not
+    the ratio of the means: one object may fill a third of a small region, and would darken or
+    brighten the means as much as a lighting change; it moves the median only once it fills half."""
+    if robust:
+        a, b = a[::2, ::4], b[::2, ::4]
+        inside = None if inside is None else inside[::2, ::4]
+    if inside is not None:
+        if not inside.any():
+            return 1.0
+        a, b = a[inside], b[inside]
+    if robust:
+        return float(np.median((a + np.float32(1.0)) / (b + np.float32(1.0))))
     return (float(a.mean()) + 1.0) / (float(b.mean()) + 1.0)
 
 
@@ -243,17 +286,49 @@ def _motion(change: _Change, threshold: float) -> Motion:
     if change.moving is None:
         return Motion(sample.time, 0.0, False, sample)
     counts = square_counts(change.moving, CELL)
-    pixels = change.moving.size
+    pixels = change.view.pixels if change.view is not None else change.moving.size
     score = float(counts.sum()) / pixels
-    return Motion(sample.time, score, float(_neighbourhoods(counts).max()) >= threshold * pixels, sample)
+    hit = float(_neighbourhoods(counts).max()) >= threshold * pixels
+    return Motion(sample.time, score, hit, sample, _box(change) if hit else None)
 
 
-def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pixels that changed between two blurred gray frames, beyond noise and lighting."""
-    difference = np.abs(a - b * _gain(a, b))
+def _box(change: _Change) -> tuple[float, float, float, float] | None:
+    """What moved at a sample, as fractions of the upright picture: its real objects and the
+    moving pixels around them (an object's own parts that overlap where it was a sample before do
+    not change, so its object alone can be narrower than it); without objects (re-timing an edge,
+    where they are not followed), all its moving pixels."""
+    moving = change.moving
+    if change.real:
+        moving = moving & around(change.real, moving.shape)
+    rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
+    if not len(rows) and not change.real:
+        return None
+    edges = [(b.x, b.y, b.x + b.w, b.y + b.h) for b in change.real]
+    if len(rows):
+        edges.append((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+    x0, y0 = min(e[0] for e in edges), min(e[1] for e in edges)
+    x1, y1 = max(e[2] for e in edges), max(e[3] for e in edges)
+    view = change.view or View(change.moving.shape, 0, 0, change.moving.shape[0], 0, change.moving.shape[1])
+    return view.box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def changed_pixels(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None,
+                   robust: bool = False) -> np.ndarray:
+    """Pixels that changed between two blurred gray frames, beyond noise and lighting (``inside``:
+    only those pixels are looked at, and only they tell the noise level; ``robust``: see ``_gain``)."""
+    difference = np.abs(a - b * _gain(a, b, inside, robust))
     # The median of |N(0, s)| is 0.6745 s; every 4th pixel of every 2nd row estimates it as well.
-    noise = float(np.median(difference[::2, ::4])) / 0.6745
+    sample = difference[::2, ::4]
+    if inside is not None:
+        sample = sample[inside[::2, ::4]]
+        if sample.size < 64:  # a thin region may miss the sparse grid: use every pixel of it
+            sample = difference[inside]
+        if not sample.size:
+            return np.zeros(difference.shape, bool)
+    noise = float(np.median(sample)) / 0.6745
     changed = difference > max(MIN_DIFFERENCE, NOISE_FACTOR * noise)
+    if inside is not None:
+        changed &= inside
     return _open(changed)
 
 

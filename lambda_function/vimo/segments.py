@@ -133,7 +133,7 @@ def _continues(before: Event, after: Event, cooldown: float, step: float) -> boo
 def _join(a: Event, b: Event) -> Event:
     strong = a if a.score >= b.score else b
     return Event(start=min(a.start, b.start), end=max(a.end, b.end), peak=strong.peak, score=strong.score,
-                 tile=strong.tile)
+                 tile=strong.tile, box=strong.box)
 
 
 def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Options, elapsed_ms: int):
@@ -370,6 +370,9 @@ def options_from_dict(values: dict) -> Options:
     values = {k: v for k, v in values.items() if k in known}
     if values.get("timestamps") is not None:
         values["timestamps"] = tuple(values["timestamps"])
+    for name in ("regions", "exclude"):  # JSON brings lists; Options holds tuples
+        if values.get(name) is not None:
+            values[name] = tuple(tuple(tuple(point) for point in polygon) for polygon in values[name])
     return Options(**values)
 
 
@@ -377,7 +380,7 @@ def result_to_dict(result, max_tiles: int) -> dict:
     """A segment's result as JSON: events with ``tile`` (base64 JPEG) for the strongest ``max_tiles``."""
     strongest = sorted(range(len(result.events)), key=lambda i: -result.events[i].score)[:max_tiles]
     tiles = {i: _jpeg_base64(result.events[i].tile) for i in strongest if result.events[i].tile is not None}
-    events = [{"start": e.start, "end": e.end, "peak": e.peak, "score": e.score, "tile": tiles.get(i)}
+    events = [{"start": e.start, "end": e.end, "peak": e.peak, "score": e.score, "tile": tiles.get(i), "box": e.box}
               for i, e in enumerate(result.events)]
     payload = {"events": events, "video": dataclasses.asdict(result.video), "elapsed_ms": result.elapsed_ms,
                "complete": result.complete, "analyzed_until": result.analyzed_until}
@@ -393,7 +396,8 @@ def result_from_dict(payload: dict):
         error = payload["error"]
         raise ApiError(int(error.get("status", 502)), error.get("code", "segment_failed"), error.get("message", ""))
     events = [Event(start=e["start"], end=e["end"], peak=e["peak"], score=e["score"],
-                    tile=_image(e.get("tile"))) for e in payload["events"]]
+                    tile=_image(e.get("tile")), box=tuple(e["box"]) if e.get("box") else None)
+              for e in payload["events"]]
     return Result(events, VideoInfo(**payload["video"]), int(payload["elapsed_ms"]), bool(payload["complete"]),
                   payload.get("analyzed_until"))
 

@@ -210,9 +210,14 @@ def _parse_json(body: bytes) -> tuple[dict, dict[str, str]]:
     source = {named[0]: document.pop(named[0]).strip()}
     options = {}
     for name, value in document.items():
-        if isinstance(value, (dict, bool)) or value is None:
-            raise bad_request("bad_option", f"Option {name!r} must be a string, a number or a list.")
-        options[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        if isinstance(value, dict) or value is None:
+            raise bad_request("bad_option", f"Option {name!r} must be a string, a number, true/false or a list.")
+        if isinstance(value, bool):
+            options[name] = "true" if value else "false"
+        elif isinstance(value, list) and any(isinstance(item, (list, dict)) for item in value):
+            options[name] = json.dumps(value)  # regions and exclude: polygons, as JSON
+        else:
+            options[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     return source, options
 
 
