@@ -318,3 +318,121 @@ def test_big_clip_goes_straight_to_s3(page, s3_gateway, s3_bucket, big_clip):
     sent = json.loads(motion.post_data)
     assert sent["s3_key"] == stored["Key"] and sent["format"] == "json" and sent["delivery"] == "s3"
     assert page.get_attribute("#montage", "src").startswith(s3_bucket.endpoint)
+
+
+# -- where to look: regions drawn on a frame ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_places(tmp_path_factory) -> Path:
+    """10 s of 320x240 texture: a dark square crosses the top third at 1-2.5 s, the bottom third at 6-7.5 s."""
+    import av
+
+    path = tmp_path_factory.mktemp("where") / "two-places.mp4"
+    rng = np.random.default_rng(5)
+    background = (rng.random((240, 320, 3)) * 60 + 100).astype(np.uint8)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(250):
+            frame, t = background.copy(), i / 25
+            for start, top in ((1.0, 20), (6.0, 170)):
+                if start <= t < start + 1.5:
+                    x = int((t - start) / 1.5 * (320 - 50))
+                    frame[top:top + 50, x:x + 50] = 20
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def drag_outline(page, corners) -> None:
+    """Drag the mouse around ``corners`` (fractions of the drawing canvas) and let go."""
+    page.locator("#where-canvas").scroll_into_view_if_needed()
+    box = page.locator("#where-canvas").bounding_box()
+    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in corners]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for point in points[1:] + points[:1]:
+        page.mouse.move(*point, steps=12)
+    page.mouse.up()
+
+
+def test_a_region_drawn_on_a_frame_limits_the_montage_to_it(page, gateway, two_places):
+    page.goto(gateway)
+    assert page.is_hidden("#where")
+    page.set_input_files("#file", two_places)
+    page.wait_for_selector("#where-canvas[data-ready]")
+    assert page.get_attribute("#where-canvas", "data-ready") == "frame", "a frame of the clip to draw on"
+    # The canvas shows the clip's own picture: textured, not a flat placeholder.
+    spread = page.eval_on_selector("#where-canvas", """c => {
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let lo = 255, hi = 0;
+        for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); }
+        return hi - lo; }""")
+    assert spread > 30
+
+    drag_outline(page, [(0.05, 0.6), (0.95, 0.6), (0.95, 0.95), (0.05, 0.95)])  # the bottom third
+    [region] = json.loads(page.input_value("#regions"))
+    assert 3 <= len(region) <= 100
+    xs, ys = [p[0] for p in region], [p[1] for p in region]
+    assert min(xs) == pytest.approx(0.05, abs=0.02) and max(xs) == pytest.approx(0.95, abs=0.02)
+    assert min(ys) == pytest.approx(0.6, abs=0.02) and max(ys) == pytest.approx(0.95, abs=0.02)
+    assert page.inner_text("#where-count") == "1 region, 0 exclusions"
+
+    requests = []
+    page.on("request", lambda r: requests.append(r) if r.url.endswith("/motion") else None)
+    page.click("#go")
+    page.wait_for_selector("#results:not([hidden]), #error:not([hidden])")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    rows = event_rows(page)
+    assert len(rows) == 1 and rows[0][1] in ("00:00:06", "00:00:07"), rows  # only the bottom crossing
+    assert page.get_attribute("#results", "data-events") == "1"
+    assert page.eval_on_selector("#montage", "img => img.complete && img.naturalWidth") > 0
+    assert requests and all(r.headers.get("content-type", "").startswith("multipart/form-data") for r in requests)
+
+    # An exclusion over the same third instead: only the top crossing is left.
+    page.click("#clear")
+    assert page.input_value("#regions") == "" and page.inner_text("#where-count") == "the whole picture"
+    page.check("input[name=draw][value=exclude]")
+    drag_outline(page, [(0.0, 0.6), (1.0, 0.6), (1.0, 1.0), (0.0, 1.0)])
+    assert len(json.loads(page.input_value("#exclude"))) == 1
+    page.click("#go")
+    page.wait_for_selector("#go:not([disabled])")
+    rows = event_rows(page)
+    assert len(rows) == 1 and rows[0][1] in ("00:00:01", "00:00:02"), rows
+
+
+def test_a_region_is_drawn_with_a_finger_and_clock_times_are_shown(browser, gateway, two_places):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                  timezone_id="Europe/Paris")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(gateway)
+        page.set_input_files("#file", two_places)
+        page.wait_for_selector("#where-canvas[data-ready]")
+        page.locator("#where-canvas").scroll_into_view_if_needed()
+        box = page.locator("#where-canvas").bounding_box()
+        # A finger's drag, as the touchscreen sends it (Chromium turns it into "touch" pointer events).
+        cdp = context.new_cdp_session(page)
+        x0, y0 = box["x"] + 0.02 * box["width"], box["y"] + 0.05 * box["height"]
+        x1, y1 = box["x"] + 0.98 * box["width"], box["y"] + 0.35 * box["height"]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x0, "y": y0}]})
+        here = (x0, y0)
+        for corner in [(x1, y0), (x1, y1), (x0, y1), (x0, y0)]:
+            for i in range(1, 11):
+                point = (here[0] + (corner[0] - here[0]) * i / 10, here[1] + (corner[1] - here[1]) * i / 10)
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": point[0], "y": point[1]}]})
+            here = corner
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        assert len(json.loads(page.input_value("#regions"))) == 1
+        page.fill("#recorded", "2026-05-01T14:03:00")
+        page.click("#go")
+        page.wait_for_selector("#results:not([hidden]), #error:not([hidden])")
+        assert page.is_hidden("#error"), page.inner_text("#error")
+        rows = event_rows(page)
+        assert len(rows) == 1 and rows[0][1] in ("14:03:01", "14:03:02"), rows  # the top crossing, by the clock
+    finally:
+        context.close()
