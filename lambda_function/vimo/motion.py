@@ -286,30 +286,24 @@ def _motion(change: _Change, threshold: float) -> Motion:
     if change.moving is None:
         return Motion(sample.time, 0.0, False, sample)
     counts = square_counts(change.moving, CELL)
-    pixels = change.view.pixels if change.view is not None else change.moving.size
+    pixels = change.view.pixels
     score = float(counts.sum()) / pixels
     hit = float(_neighbourhoods(counts).max()) >= threshold * pixels
     return Motion(sample.time, score, hit, sample, _box(change) if hit else None)
 
 
 def _box(change: _Change) -> tuple[float, float, float, float] | None:
-    """What moved at a sample, as fractions of the upright picture: its real objects and the
-    moving pixels around them (an object's own parts that overlap where it was a sample before do
-    not change, so its object alone can be narrower than it); without objects (re-timing an edge,
-    where they are not followed), all its moving pixels."""
+    """What moved at a sample, as fractions of the upright picture: the moving pixels around its
+    real objects (an object's parts that overlap where it was a sample before do not change, so its
+    object alone can be narrower than it, but the change since then spans it); without objects
+    (re-timing an edge, where they are not followed), all its moving pixels."""
     moving = change.moving
     if change.real:
         moving = moving & around(change.real, moving.shape)
     rows, cols = np.flatnonzero(moving.any(axis=1)), np.flatnonzero(moving.any(axis=0))
-    if not len(rows) and not change.real:
+    if not len(rows):
         return None
-    edges = [(b.x, b.y, b.x + b.w, b.y + b.h) for b in change.real]
-    if len(rows):
-        edges.append((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-    x0, y0 = min(e[0] for e in edges), min(e[1] for e in edges)
-    x1, y1 = max(e[2] for e in edges), max(e[3] for e in edges)
-    view = change.view or View(change.moving.shape, 0, 0, change.moving.shape[0], 0, change.moving.shape[1])
-    return view.box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+    return change.view.box(int(cols[0]), int(rows[0]), int(cols[-1] + 1 - cols[0]), int(rows[-1] + 1 - rows[0]))
 
 
 def changed_pixels(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None,
