@@ -85,6 +85,7 @@ def test_apple_creationdate_with_its_offset_and_unset_times():
     assert clock.container_time({"com.apple.quicktime.creationdate": "2026-05-01T14:03:00+0200",
                                  "creation_time": "2026-05-01T12:03:00.000000Z"}).utcoffset() == timedelta(hours=2)
     assert clock.container_time({"creation_time": "1970-01-01T00:00:00.000000Z"}) is None  # unset
+    assert clock.container_time({"creation_time": "9999-12-31T23:59:59Z"}) is None  # nonsense
     assert clock.container_time({"creation_time": "garbage"}, {"DATE_UTC": "2026-05-01 12:00:00"}) == \
         datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
 
@@ -106,6 +107,8 @@ def test_the_sheet_shows_the_date_and_clock_times(square_clip):
 @pytest.mark.parametrize("fields, words", [
     ({"start_time": "yesterday"}, "ISO 8601"),
     ({"start_time": "2026-05-01T14:03:00"}, "needs an offset"),
+    ({"start_time": "9999-12-31T23:59:59+00:00"}, "1900 to 2999"),
+    ({"start_time": "0001-01-01T00:00:00+05:00"}, "1900 to 2999"),
     ({"timezone": "Mars/Olympus"}, "IANA"),
     ({"timezone": "../../etc/passwd"}, "IANA"),
     ({"boxes": "maybe"}, "true or false"),

@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo
 TAGS = ("com.apple.quicktime.creationdate", "creation_time", "date_utc", "date")
 # Muxers write 1904-01-01 or 1970-01-01 (a zero timestamp) when nobody set the time: not a recording time.
 EARLIEST = datetime(1980, 1, 1, tzinfo=tz.utc)
+# A tag from a broken or hostile file can say anything; beyond this, adding a clip's length could
+# overflow datetime.
+LATEST = datetime(3000, 1, 1, tzinfo=tz.utc)
 
 
 def container_time(*tag_sets: Mapping[str, str]) -> datetime | None:
@@ -36,7 +39,7 @@ def container_time(*tag_sets: Mapping[str, str]) -> datetime | None:
                 continue
             if when.tzinfo is None:
                 when = when.replace(tzinfo=tz.utc)
-            if when >= EARLIEST:
+            if EARLIEST <= when < LATEST:
                 return when
     return None
 

@@ -183,10 +183,13 @@ def _convert(name: str, raw: str, spec: Spec):
         return raw.lower() in _TRUE
     if spec.kind is datetime:
         try:
-            return datetime.fromisoformat(raw).isoformat()
+            when = datetime.fromisoformat(raw)
         except ValueError:
             raise bad_request("bad_option", f"Option {name!r} must be an ISO 8601 date and time with an offset, e.g. "
                                             f"2026-05-01T14:03:00+02:00; got {raw!r}.") from None
+        if not 1900 <= when.year <= 2999:  # and far from datetime's limits, which adding hours must not cross
+            raise bad_request("bad_option", f"Option {name!r} must be a year from 1900 to 2999; got {raw!r}.")
+        return when.isoformat()
     if spec.kind is ZoneInfo:
         try:
             ZoneInfo(raw)
