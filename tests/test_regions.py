@@ -227,6 +227,9 @@ def test_regions_and_boxes_in_a_json_body(square, tmp_path, monkeypatch):
     (json.dumps([[[i / 200, 0.1] for i in range(101)]]), "at most 100"),
     ("[[[0.1,0.1],[0.5],[0.5,0.5]]]", "two numbers"),
     ("[]", "non-empty"),
+    ("[" * 100_000, "not valid JSON"),
+    ('[[[NaN,0.1],[0.5,0.1],[0.5,0.5]]]', "outside the picture"),
+    ('[[[0.1,0.1],[0.5,0.1],{"x":1}]]', "two numbers"),
     ("0.1,0.1 0.5,x 0.5,0.5", "x,y"),
 ])
 @pytest.mark.parametrize("name", ["regions", "exclude"])

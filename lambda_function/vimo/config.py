@@ -133,7 +133,7 @@ def parse_polygons(name: str, raw: str) -> tuple[tuple[tuple[float, float], ...]
     if raw.startswith("["):
         try:
             polygons = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: [[[[... nested deeper than Python goes
             raise bad_request("bad_option", f"Option {name!r} is not valid JSON: expected a list of polygons such as "
                                             "[[[0.1,0.5],[0.6,0.5],[0.6,0.9]]].") from None
         if isinstance(polygons, list) and polygons and isinstance(polygons[0], list) and polygons[0] \
