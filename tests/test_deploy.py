@@ -35,7 +35,7 @@ SWAGGER = ROOT / "swagger.yaml"
 SAM_VENV = Path(os.environ.get("VIMO_SAM_VENV", ROOT / ".venv-sam"))
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit on a function's unzipped code + layers
 RUNTIME_DEPENDENCIES = {"av", "numpy", "pillow", "requests_toolbelt", "aws_lambda_powertools",
-                        "connected_components_3d",
+                        "connected_components_3d", "tzdata",
                         # what those need in turn
                         "requests", "urllib3", "idna", "charset_normalizer", "certifi", "jmespath",
                         "typing_extensions"}
