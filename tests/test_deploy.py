@@ -174,12 +174,15 @@ def test_every_method_is_an_aws_proxy_to_the_function_by_sub(swagger):
     assert not re.search(r"\b\d{12}\b", SWAGGER.read_text()), "no hard-coded account id"
 
 
-def test_api_key_is_required_on_motion_and_uploads_only(swagger):
+def test_api_key_is_required_on_every_route_but_the_page(swagger):
     assert swagger["x-amazon-apigateway-api-key-source"] == "HEADER"
     assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
     paths = swagger["paths"]
     assert paths["/motion"]["post"]["security"] == [{"api_key": []}]
     assert paths["/uploads"]["post"]["security"] == [{"api_key": []}]
+    assert paths["/jobs"]["post"]["security"] == [{"api_key": []}]
+    assert paths["/jobs/{id}"]["get"]["security"] == [{"api_key": []}]
+    assert paths["/jobs/{id}/montage.jpg"]["get"]["security"] == [{"api_key": []}]
     # Browsers send no key on a preflight; the page itself is public.
     assert not [path for path, item in paths.items() if "security" in item.get("options", {})]
     # The local gateway (with an api_key set) checks the same routes.
