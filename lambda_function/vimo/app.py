@@ -62,7 +62,7 @@ def create_job() -> Response:
     from . import jobs, runners
 
     settings = Settings.from_env()
-    upload = parse_event(app.current_event.raw_event, settings)
+    upload = parse_event(app.current_event.raw_event, settings, extras=("callback_url",))
     base = _base_url()
     job = jobs.submit(upload, settings, base)
     runners.start(job, settings)
