@@ -235,7 +235,7 @@ def test_function_runtime_code_and_settings(resources):
 
     assert LAMBDA_TIMEOUT_MS == function["Timeout"] * 1000  # the local gateway gives the same time
     env = function["Environment"]["Variables"]
-    assert env["RESULTS_BUCKET"] == {"Ref": "ResultsBucket"}
+    assert env["RESULTS_BUCKET"] == resources["ResultsBucket"]["Properties"]["BucketName"]
     assert env["URL_EXPIRY"] == {"Ref": "UrlExpirySeconds"}
     assert env["DEFAULT_DELIVERY"] == {"Ref": "DefaultDelivery"}
 
@@ -259,21 +259,52 @@ def test_results_bucket_is_private_encrypted_and_expiring(resources, template):
     assert policy["Statement"] and all(statement["Effect"] == "Deny" for statement in policy["Statement"])
 
 
+BUCKET_ID = {"Id": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}}
+
+
+def bucket_arn(suffix: str = "") -> dict:
+    return {"Fn::Sub": [f"arn:${{AWS::Partition}}:s3:::vimo-${{Id}}{suffix}", BUCKET_ID]}
+
+
 def test_function_may_only_use_its_own_bucket_and_invoke_itself(resources):
     function = resources["VimoFunction"]["Properties"]
     policies = function["Policies"]
     assert len(policies) == 1 and isinstance(policies[0], dict), "no managed or SAM policy templates"
-    bucket, invoke = policies[0]["Statement"]
-    assert bucket["Effect"] == "Allow"
-    assert sorted(bucket["Action"]) == ["s3:GetObject", "s3:PutObject"]
-    assert bucket["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/*"}
+    statements = {statement["Sid"]: statement for statement in policies[0]["Statement"]}
+    assert set(statements) == {"ResultsReadWrite", "JobInputsDelete", "ResultsList", "InvokeSelfForSegments"}
+    assert all(statement["Effect"] == "Allow" for statement in statements.values())
+    # The bucket is named in advance (see the template: the camera notification's cycle).
+    assert resources["ResultsBucket"]["Properties"]["BucketName"] == {"Fn::Sub": ["vimo-${Id}", BUCKET_ID]}
+    bucket = statements["ResultsReadWrite"]
+    assert sorted(bucket["Action"]) == ["s3:GetObject", "s3:PutObject"] and bucket["Resource"] == bucket_arn("/*")
+    assert statements["JobInputsDelete"]["Action"] == "s3:DeleteObject"
+    assert statements["JobInputsDelete"]["Resource"] == bucket_arn("/jobs/*")
+    assert statements["ResultsList"]["Action"] == "s3:ListBucket" and statements["ResultsList"]["Resource"] == bucket_arn()
     # The segment fan-out may invoke this very function (its fixed name) and nothing else.
-    assert invoke["Effect"] == "Allow" and invoke["Action"] == "lambda:InvokeFunction"
+    invoke = statements["InvokeSelfForSegments"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
     assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-vimo"}
     assert invoke["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-vimo")
     assert "Role" not in resources["VimoFunction"]["Properties"]
     assert not [r for r in resources.values() if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy",
                                                                "AWS::IAM::ManagedPolicy")]
+
+
+def test_clips_under_incoming_invoke_the_function_and_nothing_else_does(resources):
+    bucket = resources["ResultsBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}}
+    assert notification["Function"] == {"Fn::GetAtt": ["VimoFunction", "Arn"]}
+    from vimo.cameras import INCOMING, RESULTS
+
+    assert INCOMING == "incoming/" and not RESULTS.startswith(INCOMING)  # a result never triggers a job
+    # S3 may invoke the function for this bucket of this account only; the permission exists first.
+    permission = resources["IncomingClipsPermission"]["Properties"]
+    assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": {"Ref": "VimoFunction"},
+                          "Principal": "s3.amazonaws.com", "SourceAccount": {"Ref": "AWS::AccountId"},
+                          "SourceArn": bucket_arn()}
+    assert bucket["DependsOn"] == "IncomingClipsPermission"
 
 
 def test_api_key_and_usage_plan_throttle(resources):

@@ -148,4 +148,8 @@ def not_found(_: NotFoundError) -> Response:
 def lambda_handler(event: dict, context) -> dict:
     if SEGMENT_KEY in event:  # this function, invoked by itself for one segment of a long clip
         return run_segment(event, context)
+    from . import cameras
+
+    if cameras.is_s3_event(event):  # clips created under incoming/ in the bucket: one job each
+        return cameras.handle(event)
     return app.resolve(event, context)
