@@ -271,7 +271,8 @@ def test_function_may_only_use_its_own_bucket_and_invoke_itself(resources):
     policies = function["Policies"]
     assert len(policies) == 1 and isinstance(policies[0], dict), "no managed or SAM policy templates"
     statements = {statement["Sid"]: statement for statement in policies[0]["Statement"]}
-    assert set(statements) == {"ResultsReadWrite", "JobInputsDelete", "ResultsList", "InvokeSelfForSegments"}
+    assert set(statements) == {"ResultsReadWrite", "JobInputsDelete", "ResultsList", "InvokeSelfForSegments",
+                               "StartOwnJobs"}
     assert all(statement["Effect"] == "Allow" for statement in statements.values())
     # The bucket is named in advance (see the template: the camera notification's cycle).
     assert resources["ResultsBucket"]["Properties"]["BucketName"] == {"Fn::Sub": ["vimo-${Id}", BUCKET_ID]}
@@ -285,9 +286,34 @@ def test_function_may_only_use_its_own_bucket_and_invoke_itself(resources):
     assert invoke["Action"] == "lambda:InvokeFunction"
     assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-vimo"}
     assert invoke["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-vimo")
+    # Jobs: it may start executions of its own state machine (named in advance), of no other.
+    jobs = statements["StartOwnJobs"]
+    assert jobs["Action"] == "states:StartExecution"
+    assert resources["JobsStateMachine"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-jobs"}
+    assert jobs["Resource"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}-jobs")
+    assert function["Environment"]["Variables"]["STATE_MACHINE_ARN"] == jobs["Resource"]
     assert "Role" not in resources["VimoFunction"]["Properties"]
     assert not [r for r in resources.values() if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy",
                                                                "AWS::IAM::ManagedPolicy")]
+
+
+def test_the_state_machine_may_invoke_the_function_and_nothing_else(resources):
+    machine = resources["JobsStateMachine"]["Properties"]
+    assert machine["DefinitionSubstitutions"] == {"VimoFunctionArn": {"Fn::GetAtt": ["VimoFunction", "Arn"]}}
+    [policy] = machine["Policies"]
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == [{"Fn::GetAtt": ["VimoFunction", "Arn"]}, {"Fn::Sub": "${VimoFunction.Arn}:*"}]
+    # plan -> Map over the segments (each the function itself, retried) -> merge; no ResultWriter:
+    # each segment writes its own result.
+    states = machine["Definition"]["States"]
+    assert machine["Definition"]["StartAt"] == "Plan" and states["Plan"]["Next"] == "Segments"
+    segments = states["Segments"]
+    assert segments["Type"] == "Map" and "ResultWriter" not in segments and segments["Next"] == "Merge"
+    segment = segments["ItemProcessor"]["States"]["Segment"]
+    assert segment["Parameters"]["FunctionName"] == "${VimoFunctionArn}" and segment["Retry"]
+    tasks = [state for state in states.values() if state["Type"] == "Task"]
+    assert all(task["Parameters"]["FunctionName"] == "${VimoFunctionArn}" for task in tasks + [segment])
 
 
 def test_clips_under_incoming_invoke_the_function_and_nothing_else_does(resources):

@@ -148,8 +148,10 @@ def not_found(_: NotFoundError) -> Response:
 def lambda_handler(event: dict, context) -> dict:
     if SEGMENT_KEY in event:  # this function, invoked by itself for one segment of a long clip
         return run_segment(event, context)
-    from . import cameras
+    from . import cameras, runners
 
+    if runners.STEP_KEY in event:  # a step of the jobs state machine (Step Functions)
+        return runners.run_step(event, context)
     if cameras.is_s3_event(event):  # clips created under incoming/ in the bucket: one job each
         return cameras.handle(event)
     return app.resolve(event, context)

@@ -176,6 +176,9 @@ class Settings:
     # tries (the first retry at once), while the receiver cannot be reached or answers 429 or 5xx.
     callback_attempts: int = 5
     callback_backoff: float = 2.0
+    # On AWS: the Step Functions state machine that runs jobs (template.yaml sets it); unset, jobs
+    # wait in the store's queue for a local server.
+    state_machine_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -203,4 +206,5 @@ class Settings:
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             callback_attempts=int(env.get("CALLBACK_ATTEMPTS", cls.callback_attempts)),
             callback_backoff=float(env.get("CALLBACK_BACKOFF", cls.callback_backoff)),
+            state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
         )

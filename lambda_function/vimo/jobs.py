@@ -166,6 +166,14 @@ class FileStore:
             if os.path.exists(temporary):
                 os.unlink(temporary)
 
+    def put_path(self, key: str, path: str) -> None:
+        """Store the file at ``path`` under ``key`` (moved, not read into memory)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        import shutil
+
+        shutil.move(path, target)
+
     def get(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
@@ -178,8 +186,11 @@ class FileStore:
         except FileNotFoundError:
             pass
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str, deep: bool = False) -> list[str]:
         folder = self._path(prefix)
+        if deep:
+            return sorted(f"{prefix}{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file()) \
+                if folder.is_dir() else []
         if not folder.is_dir():
             return []
         return sorted(f"{prefix}{p.name}" for p in folder.iterdir() if not p.name.startswith(".tmp-"))
@@ -194,10 +205,14 @@ class FileStore:
         return None
 
     def remove_files(self, job_id: str) -> None:
-        """The job's stored inputs (not its montage), once they have been analysed."""
+        """The job's stored inputs and segment results (not its montage), once they have been used."""
+        import shutil
+
         folder = self._path(file_key(job_id, ""))
-        for path in folder.glob("*") if folder.is_dir() else ():
-            if path.name != "montage.jpg":
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.name != "montage.jpg":
                 path.unlink()
 
 
@@ -230,6 +245,15 @@ class S3Store:
         except BotoCoreError as exc:
             raise _storage(exc) from None
 
+    def put_path(self, key: str, path: str) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.s3.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": "application/octet-stream"})
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise _storage(exc) from None
+
     def get(self, key: str) -> bytes | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -250,11 +274,12 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise _storage(exc) from None
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str, deep: bool = False) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix,
+                                                                      **({} if deep else {"Delimiter": "/"}))
             return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
         except (BotoCoreError, ClientError) as exc:
             raise _storage(exc) from None
@@ -271,7 +296,7 @@ class S3Store:
                                               ExpiresIn=self.settings.url_expiry)
 
     def remove_files(self, job_id: str) -> None:
-        for key in self.list(file_key(job_id, "")):
+        for key in self.list(file_key(job_id, ""), deep=True):
             if not key.endswith("/montage.jpg"):
                 self.delete(key)
 
@@ -370,6 +395,10 @@ def check_media(upload, settings: Settings) -> None:
 def view(job: Job, settings: Settings, base_url: str | None = None, where=None) -> dict:
     """The record as callers see it; when done, with ``montage_url``: presigned (S3), or the API's
     own /jobs/{id}/montage.jpg under ``base_url`` (files)."""
+    if job.status == "running" and job.request.get("plan") and not job.progress:
+        # On Step Functions each segment writes its own result: progress is how many there are.
+        done = len((where or store(settings)).list(file_key(job.id, "segments/")))
+        job.progress = min(0.99, done / len(job.request["plan"]))
     url = None
     if job.status == "done":
         url = (where or store(settings)).url(montage_key(job))
@@ -382,13 +411,12 @@ def view(job: Job, settings: Settings, base_url: str | None = None, where=None) 
 
 
 def run(job_id: str, settings: Settings | None = None) -> Job:
-    """Do one job: analyse, render and store the montage, record the outcome, call back.
+    """Do one job here, start to end: analyse, render and store the montage, record the outcome,
+    call back. (On AWS the same steps are a state machine's, see ``runners.run_step``.)
 
     Refusals of the media (not a video, too long, ...) end the job ``failed`` with the usual error;
     so does a bug (``internal_error``, logged). Never raises for what the job's input does.
     """
-    import tempfile as _tempfile
-
     from .runners import analyze_job
 
     settings = settings or Settings.from_env()
@@ -396,8 +424,7 @@ def run(job_id: str, settings: Settings | None = None) -> Job:
     job = load(job_id, settings, where)
     if job.ended:
         return job
-    job.status, job.progress, job.error = "running", 0.0, None
-    save(job, where)
+    begin(job, where)
     last = [time.monotonic()]
 
     def progress(fraction: float) -> None:
@@ -406,47 +433,85 @@ def run(job_id: str, settings: Settings | None = None) -> Job:
             save(job, where)
             last[0] = time.monotonic()
 
-    try:
-        with _tempfile.TemporaryDirectory(prefix="vimo-job-") as workdir:
+    with outcome(job, where):
+        with tempfile.TemporaryDirectory(prefix="vimo-job-") as workdir:
             result, name, options = analyze_job(job, where, Path(workdir), settings, progress)
-        from .montage import render
+        finish(job, result, name, options, where)
+    notify(job, settings, where)
+    return job
 
-        montage = render(result.events, result.video, name, options.columns, options.max_tiles, options.tile_width)
-        where.put(montage_key(job), montage, JPEG)
-        job.result = result.to_dict()
-        if job.request.get("output"):
-            where.put(f"{job.request['output']}.json", json.dumps({"job": job.id, **job.result}).encode(),
-                      "application/json")
-        job.status, job.progress = "done", 1.0
-    except ApiError as error:
-        job.status, job.error = "failed", error.to_dict()["error"]
-    except Exception as exc:  # a bug: the job says so, the log has the traceback
-        log.exception("job %s crashed", job.id)
-        job.status, job.error = "failed", {"code": "internal_error",
-                                           "message": f"The job failed on the server's side ({type(exc).__name__}); "
-                                                      "it has been logged."}
+
+def begin(job: Job, where) -> None:
+    job.status, job.progress, job.error = "running", 0.0, None
     save(job, where)
-    try:
-        where.remove_files(job.id)
-    except ApiError:
-        log.warning("job %s: its stored inputs could not be removed", job.id)
-    if job.request.get("callback_url"):
+
+
+class outcome:
+    """``with outcome(job, where):`` the work of a job; a refusal or a bug inside ends it failed
+    (and is not raised further), and then, or when ``last`` (the job's last step) ends well, the
+    job's stored inputs are removed."""
+
+    def __init__(self, job: Job, where, last: bool = True):
+        self.job, self.where, self.last = job, where, last
+
+    def __enter__(self):
+        return self.job
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if isinstance(error, ApiError):
+            failed(self.job, error.to_dict()["error"], self.where)
+        elif error is not None and isinstance(error, Exception):  # a bug: the job says so, the log has the traceback
+            log.error("job %s crashed", self.job.id, exc_info=(kind, error, trace))
+            failed(self.job, {"code": "internal_error", "message": f"The job failed on the server's side "
+                                                                   f"({kind.__name__}); it has been logged."}, self.where)
+        elif error is not None:
+            return False  # KeyboardInterrupt, SystemExit: the job stays running, to be picked up again
+        elif not self.last:
+            return True
+        try:
+            self.where.remove_files(self.job.id)
+        except ApiError:
+            log.warning("job %s: its stored inputs could not be removed", self.job.id)
+        return True
+
+
+def finish(job: Job, result, name: str, options: Options, where) -> None:
+    """A job done: its montage stored, its result recorded (and, for a camera's clip, written
+    under results/)."""
+    from .montage import render
+
+    montage = render(result.events, result.video, name, options.columns, options.max_tiles, options.tile_width)
+    where.put(montage_key(job), montage, JPEG)
+    job.result = result.to_dict()
+    if job.request.get("output"):
+        where.put(f"{job.request['output']}.json", json.dumps({"job": job.id, **job.result}).encode(),
+                  "application/json")
+    job.status, job.progress = "done", 1.0
+    save(job, where)
+
+
+def failed(job: Job, error: dict, where) -> None:
+    job.status, job.error = "failed", {"code": error.get("code", "internal_error"), "message": error.get("message", "")}
+    save(job, where)
+
+
+def notify(job: Job, settings: Settings, where) -> None:
+    """Call the job's callback_url, if it has one, and record how that went."""
+    if job.request.get("callback_url") and job.callback is None:
         from .callbacks import deliver
 
         job.callback = deliver(job.request["callback_url"], view(job, settings, job.request.get("base_url"), where),
                                settings)
         save(job, where)
-    return job
 
 
-def fail(job_id: str, settings: Settings, message: str) -> None:
-    """Mark a job failed that could not finish by itself (its worker process died)."""
+def fail(job_id: str, settings: Settings, message: str, code: str = "internal_error") -> None:
+    """Mark a job failed that could not finish by itself (its worker process died, a step of its
+    state machine failed for good)."""
     where = store(settings)
     try:
         job = load(job_id, settings, where)
     except ApiError:
         return
     if not job.ended:
-        job.status, job.error = "failed", {"code": "internal_error", "message": message}
-        save(job, where)
-
+        failed(job, {"code": code, "message": message}, where)

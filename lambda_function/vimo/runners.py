@@ -1,12 +1,17 @@
-"""Where a job's work runs: one pass, a pool of processes on this machine, or a Dask cluster; and
-which jobs the local server runs in its background.
+"""Where a job's work runs: one pass, a pool of processes on this machine, or AWS Step Functions;
+and which jobs the local server runs in its background.
 
 ``segments`` plans a long clip's segments and merges their results; this module decides where
 the segments of a *job* are analysed, and reports progress as each one finishes:
 
 * a clip shorter than ``settings.fanout_threshold``: one pass, here;
 * otherwise, its segments on a ``concurrent.futures`` executor: a pool of spawned processes over
-  every core (the default).
+  every core (the default);
+* on AWS (``settings.state_machine_arn``): a Step Functions execution per job, whose states each
+  invoke this same function with ``{"vimo_job": {"step": ..., "job": id}}`` (``run_step``): plan
+  the segments, a Map over them (each segment analysed by one invocation that writes its result to
+  the store itself, retried on failure), merge, notify. No invocation runs longer than a segment,
+  so a recording is not limited by Lambda's 15 minutes.
 
 ``LocalJobs`` is what makes ``make run`` run jobs: a thread in the server's process that takes
 queued jobs from the store (oldest first) and runs each in a process of its own, ``job_workers``
@@ -112,7 +117,11 @@ def executor(settings: Settings, workers: int) -> concurrent.futures.Executor:
 
 
 def start(job: jobs.Job, settings: Settings, where=None) -> None:
-    """Hand a new job to whatever runs jobs here: the local server's queue."""
+    """Hand a new job to whatever runs jobs here: the state machine (AWS), else the local server's
+    queue."""
+    if settings.state_machine_arn:
+        start_execution(job, settings)
+        return
     where = where or jobs.store(settings)
     where.put(f"{jobs.QUEUED}{_marker(job)}", b"")
 
@@ -224,3 +233,165 @@ def _run(marker: str) -> None:
     job = jobs.run(_id(marker), settings)
     jobs.store(settings).delete(f"{jobs.RUNNING}{marker}")
     log.info("job %s: %s", job.id, job.status if job.error is None else f"{job.status} ({job.error['code']})")
+
+
+# -- AWS Step Functions: the state machine's steps -------------------------------------------------------
+
+STEP_KEY = "vimo_job"
+
+
+def start_execution(job: jobs.Job, settings: Settings) -> None:
+    """Start the job's execution, named after the job: Step Functions refuses a second execution of
+    the same name with other input, and answers a repeat of the same start with the first one."""
+    import json
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .errors import ApiError
+
+    try:
+        boto3.session.Session().client("stepfunctions").start_execution(
+            stateMachineArn=settings.state_machine_arn, name=job.id, input=json.dumps({"job": job.id}))
+    except (BotoCoreError, ClientError) as exc:
+        raise ApiError(502, "job_not_started", f"The job could not be started: {exc}") from None
+
+
+def run_step(event: dict, context) -> dict:
+    """One state of the jobs state machine, invoked as ``{"vimo_job": {"step", "job", ...}}``."""
+    spec = event[STEP_KEY]
+    settings = Settings.from_env()
+    where = jobs.store(settings)
+    job = jobs.load(spec["job"], settings, where)
+    step = spec["step"]
+    if step == "plan":
+        return plan_job(job, where, settings)
+    if step == "segment":
+        return analyze_job_segment(job, spec["segment"], where, settings, context)
+    if step == "merge":
+        return merge_job(job, where, settings)
+    if step == "notify":
+        jobs.notify(job, settings, where)
+        return {"job": job.id, "status": job.status}
+    if step == "fail":  # a step failed for good (retries spent): the job says why
+        cause = (spec.get("error") or {}).get("Cause") or (spec.get("error") or {}).get("Error") or "a step failed"
+        jobs.fail(job.id, settings, f"The job's state machine failed: {str(cause)[:500]}", "job_failed")
+        where.remove_files(job.id)
+        return {"job": job.id, "status": "failed"}
+    raise ValueError(f"unknown job step {step!r}")
+
+
+def plan_job(job: jobs.Job, where, settings: Settings) -> dict:
+    """The job's segments: ``{"job", "segments": [{"index", "start", "end"}, ...]}`` (none when the
+    media is refused: the job has failed, and the Map has nothing to do)."""
+    import math
+    import tempfile
+
+    from .segments import options_from_dict, plan_segments
+
+    if job.ended:
+        return {"job": job.id, "segments": []}
+    jobs.begin(job, where)
+    plan: list = []
+    with jobs.outcome(job, where, last=False) as running:
+        options = options_from_dict(job.request.get("options", {}))
+        if job.request.get("source") is None:  # frames: one segment, the whole burst
+            plan = [(0.0, math.inf)]
+        else:
+            if "movie_url" in job.request["source"]:  # fetched once, then read by every segment
+                from .sources import fetch_url
+
+                with tempfile.TemporaryDirectory(prefix="vimo-fetch-") as folder:
+                    path = f"{folder}/clip"
+                    fetch_url(job.request["source"]["movie_url"], path, settings)
+                    where.put_path(jobs.file_key(job.id, "clip"), path)
+                running.request["source"] = {"stored": "clip"}
+            from .frames import Clip
+
+            with Clip(_location(running, where, settings), settings, threads=1) as clip:
+                duration = clip.duration_hint()
+            plan = [(0.0, math.inf)] if duration < settings.fanout_threshold \
+                else plan_segments(duration, settings.segment_seconds, options.step)
+        running.request["plan"] = [[start, None if math.isinf(end) else end] for start, end in plan]
+        jobs.save(running, where)
+        return {"job": job.id, "segments": [{"index": i, "start": start, "end": end}
+                                            for i, (start, end) in enumerate(running.request["plan"])]}
+    return {"job": job.id, "segments": []}
+
+
+def _location(job: jobs.Job, where, settings: Settings) -> str:
+    """What FFmpeg opens for the job's clip."""
+    source = job.request["source"]
+    if "s3_key" in source:
+        from .sources import open_s3_clip
+
+        return open_s3_clip(source["s3_key"], settings)
+    if "object" in source:
+        return where.location(source["object"])
+    return where.location(jobs.file_key(job.id, "clip"))
+
+
+def segment_key(job_id: str, index: int) -> str:
+    return jobs.file_key(job_id, f"segments/{index:05d}.json")
+
+
+def analyze_job_segment(job: jobs.Job, segment: dict, where, settings: Settings, context) -> dict:
+    """One segment, analysed within this invocation's time and written to the store as the
+    segments wire format. A refusal of the media is written too (the job fails at the merge; no
+    retry would change it); anything else raises, and the state machine retries the segment."""
+    import json
+    import math
+
+    from .errors import ApiError
+    from .segments import SEGMENT_MARGIN, options_from_dict, result_to_dict
+
+    options = options_from_dict(job.request.get("options", {}))
+    index = int(segment["index"])
+    deadline = None
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SEGMENT_MARGIN
+    try:
+        if job.request.get("source") is None:
+            from .analysis import analyze_frames
+            from .upload import Part, Upload
+
+            parts = tuple(Part(where.get(jobs.file_key(job.id, f["file"])) or b"", f["content_type"], f["name"])
+                          for f in job.request.get("frames", []))
+            result = analyze_frames(Upload(options=options, frames=parts), settings)
+        else:
+            from .analysis import analyze_clip
+
+            end = math.inf if segment.get("end") is None else float(segment["end"])
+            result = analyze_clip(_location(job, where, settings), options, settings, start=float(segment["start"]),
+                                  end=end, deadline=deadline)
+        payload = result_to_dict(result, options.max_tiles)
+    except ApiError as error:
+        payload = {"error": {"status": error.status, "code": error.code, "message": error.message}}
+    where.put(segment_key(job.id, index), json.dumps(payload).encode(), "application/json")
+    return {"job": job.id, "index": index}
+
+
+def merge_job(job: jobs.Job, where, settings: Settings) -> dict:
+    """The segments' results, merged into the job's result (montage, record, results/ for cameras)."""
+    import json
+    import math
+
+    from .errors import ApiError
+    from .segments import combine, options_from_dict, result_from_dict
+
+    if job.ended:
+        return {"job": job.id, "status": job.status}
+    started = time.perf_counter()
+    with jobs.outcome(job, where):
+        options = options_from_dict(job.request.get("options", {}))
+        plan = [(start, math.inf if end is None else end) for start, end in job.request["plan"]]
+        results = []
+        for index in range(len(plan)):
+            data = where.get(segment_key(job.id, index))
+            if data is None:
+                raise ApiError(502, "segment_failed", f"Segment {index} of the job left no result.")
+            results.append(result_from_dict(json.loads(data)))  # a segment's refusal is the job's
+        result = combine(results, plan, options, 0)
+        result.elapsed_ms = sum(r.elapsed_ms for r in results) + round((time.perf_counter() - started) * 1000)
+        jobs.finish(job, result, job.request.get("name", "clip"), options, where)
+    return {"job": job.id, "status": job.status}
