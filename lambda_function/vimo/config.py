@@ -179,6 +179,10 @@ class Settings:
     # On AWS: the Step Functions state machine that runs jobs (template.yaml sets it); unset, jobs
     # wait in the store's queue for a local server.
     state_machine_arn: str | None = None
+    # A Dask scheduler (tcp://host:8786) that runs the segments of jobs instead of this machine's
+    # cores; its workers need vimo installed and must be able to open the clip (a local path only
+    # on this machine: use an S3 bucket for a cluster of several machines).
+    dask_scheduler: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -207,4 +211,5 @@ class Settings:
             callback_attempts=int(env.get("CALLBACK_ATTEMPTS", cls.callback_attempts)),
             callback_backoff=float(env.get("CALLBACK_BACKOFF", cls.callback_backoff)),
             state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
+            dask_scheduler=env.get("DASK_SCHEDULER") or None,
         )

@@ -1,4 +1,5 @@
-"""Where a job's work runs: one pass, a pool of processes on this machine, or AWS Step Functions;
+"""Where a job's work runs: one pass, a pool of processes on this machine, a Dask cluster, or AWS
+Step Functions;
 and which jobs the local server runs in its background.
 
 ``segments`` plans a long clip's segments and merges their results; this module decides where
@@ -6,7 +7,7 @@ the segments of a *job* are analysed, and reports progress as each one finishes:
 
 * a clip shorter than ``settings.fanout_threshold``: one pass, here;
 * otherwise, its segments on a ``concurrent.futures`` executor: a pool of spawned processes over
-  every core (the default);
+  every core (the default), or a Dask cluster's workers (``settings.dask_scheduler``);
 * on AWS (``settings.state_machine_arn``): a Step Functions execution per job, whose states each
   invoke this same function with ``{"vimo_job": {"step": ..., "job": id}}`` (``run_step``): plan
   the segments, a Map over them (each segment analysed by one invocation that writes its result to
@@ -22,6 +23,7 @@ was running are left marked running, and the next start puts them back in the qu
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import fcntl
 import logging
 import multiprocessing
@@ -83,16 +85,15 @@ def analyze(clip: str, options, settings: Settings, progress: Callable[[float], 
     started = time.perf_counter()
     opened = Clip(str(clip), settings)
     duration = opened.duration_hint()
-    workers = settings.workers or multiprocessing.cpu_count()
     if duration < settings.fanout_threshold or settings.fanout == "off":
         from .analysis import analyze_clip
 
         return analyze_clip(opened, options, settings)
     opened.close()
-    plan = plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER, settings.segment_seconds),
-                         options.step)
-    results: list = [None] * len(plan)
-    with executor(settings, min(workers, len(plan))) as pool:
+    with executor(settings) as (pool, workers):
+        plan = plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER,
+                                                      settings.segment_seconds), options.step)
+        results: list = [None] * len(plan)
         futures = {pool.submit(analyze_segment, str(clip), options, settings, start, end): i
                    for i, (start, end) in enumerate(plan)}
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
@@ -108,9 +109,25 @@ def analyze_segment(clip: str, options, settings: Settings, start: float, end: f
     return analyze_clip(clip, options, settings, start=start, end=end, threads=1)
 
 
-def executor(settings: Settings, workers: int) -> concurrent.futures.Executor:
+@contextlib.contextmanager
+def executor(settings: Settings):
+    """``(executor, workers)``: a Dask cluster's, when ``settings.dask_scheduler`` names one, else a
+    pool of processes on this machine. Either is a ``concurrent.futures.Executor``."""
+    if settings.dask_scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise RuntimeError("DASK_SCHEDULER is set but Dask is not installed: pip install 'vimo[dask]'") from None
+        with Client(settings.dask_scheduler, timeout=30, set_as_default=False) as client:
+            # One segment per worker thread at a time; the cluster's size decides how many segments.
+            workers = max(1, sum(client.nthreads().values()))
+            with client.get_executor(pure=False) as pool:
+                yield pool, workers
+        return
+    workers = settings.workers or multiprocessing.cpu_count()
     # spawn, not fork: the parent may hold FFmpeg's threads and run in a threaded server.
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool, workers
 
 
 # -- starting a job -------------------------------------------------------------------------------------
