@@ -11,13 +11,16 @@ is moto's. ``fail_once`` makes chosen invocations crash once, to see a retry.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 from urllib.parse import urlsplit
 
 import boto3
@@ -40,17 +43,20 @@ def machine_definition(function_arn: str) -> dict:
     return json.loads(text)
 
 
-@pytest.fixture
-def step_functions(moto_server, s3_bucket, monkeypatch):
-    """The state machine created in moto and named in STATE_MACHINE_ARN, as template.yaml sets it."""
+@contextlib.contextmanager
+def emulated(moto_server: str, region: str = "us-east-1"):
+    """The state machine and a function to run it, created in moto, the Lambda task wired to the
+    handler; yields ``(state_machine_arn, calls, fail_once)``. The caller points vimo at it
+    (STATE_MACHINE_ARN, AWS_ENDPOINT_URL) and at moto's port (MOTO_PORT, where the interpreter
+    sends its Lambda calls)."""
     import moto.awslambda.models as lambda_models
 
     from vimo.gateway import LambdaContext
 
-    monkeypatch.setenv("MOTO_PORT", str(urlsplit(moto_server).port))  # where the interpreter's Lambda calls go
     assert requests.post(f"{moto_server}/moto-api/config",
                          json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).ok
     calls: list[dict] = []
+    spans: list[tuple[str, float, float]] = []  # (step, started, ended) of each invocation, monotonic
     crash: dict = {}
     lock = threading.Lock()
 
@@ -63,17 +69,18 @@ def step_functions(moto_server, s3_bucket, monkeypatch):
             step = event.get("vimo_job", {})
             key = (step.get("step"), (step.get("segment") or {}).get("index"))
             crashing = crash.pop(key, False)
+        started = time.monotonic()
         try:
             if crashing:
                 raise RuntimeError(f"injected crash of {key}")
             return json.dumps(lambda_handler(event, LambdaContext(str(uuid.uuid4()), 29_000))), False, ""
         except Exception as exc:  # what Lambda answers for an unhandled exception
             return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}), True, ""
-
-    monkeypatch.setattr(lambda_models.LambdaFunction, "_invoke_lambda", invoke)
+        finally:
+            spans.append((str(key[0]), started, time.monotonic()))
 
     def client(service):
-        return boto3.session.Session().client(service, endpoint_url=moto_server, region_name=s3_bucket.region)
+        return boto3.session.Session().client(service, endpoint_url=moto_server, region_name=region)
 
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"Service": ["lambda.amazonaws.com",
@@ -88,10 +95,19 @@ def step_functions(moto_server, s3_bucket, monkeypatch):
                                                 Timeout=29, MemorySize=1769)["FunctionArn"]
     machine = client("stepfunctions").create_state_machine(
         name=f"{name}-jobs", definition=json.dumps(machine_definition(function)), roleArn=role)["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
     try:
-        yield SimpleNamespace(arn=machine, calls=calls, client=client,
-                              fail_once=lambda step, index=None: crash.__setitem__((step, index), True))
+        with mock.patch.object(lambda_models.LambdaFunction, "_invoke_lambda", invoke):
+            yield SimpleNamespace(arn=machine, calls=calls, spans=spans, client=client,
+                                  fail_once=lambda step, index=None: crash.__setitem__((step, index), True))
     finally:
         requests.post(f"{moto_server}/moto-api/config", json={"stepfunctions": {"execute_state_machine": False}},
                       timeout=10)
+
+
+@pytest.fixture
+def step_functions(moto_server, s3_bucket, monkeypatch):
+    """The state machine created in moto and named in STATE_MACHINE_ARN, as template.yaml sets it."""
+    monkeypatch.setenv("MOTO_PORT", str(urlsplit(moto_server).port))
+    with emulated(moto_server, s3_bucket.region) as machine:
+        monkeypatch.setenv("STATE_MACHINE_ARN", machine.arn)
+        yield machine

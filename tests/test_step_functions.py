@@ -87,3 +87,13 @@ def test_a_corrupt_clip_fails_the_job_on_the_state_machine(step_functions, squar
     answer = invoke(json_event({"s3_key": uploaded(bytes(data))}, path="/jobs"))
     job = follow(body_json(answer)["id"])[-1]
     assert job["status"] == "failed" and job["error"]["code"] == "not_a_video", job
+
+
+def test_a_job_whose_execution_cannot_start_is_refused_and_recorded_failed(s3_bucket, square_clip, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:gone")
+    answer = invoke(json_event({"s3_key": uploaded(square_clip.read_bytes())}, path="/jobs"))
+    assert answer["statusCode"] == 502 and body_json(answer)["error"]["code"] == "job_not_started", answer["body"]
+    [record] = [o["Key"] for o in s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix="jobs/")["Contents"]
+                if o["Key"].endswith(".json")]
+    job = body_json(invoke(gateway_event(method="GET", path=f"/{record[:-5]}")))
+    assert job["status"] == "failed" and job["error"]["code"] == "job_not_started"

@@ -1,6 +1,5 @@
-"""Where a job's work runs: one pass, a pool of processes on this machine, a Dask cluster, or AWS
-Step Functions;
-and which jobs the local server runs in its background.
+"""Where a job's work runs (one pass, a pool of processes on this machine, a Dask cluster, or AWS
+Step Functions), and which jobs the local server runs in its background.
 
 ``segments`` plans a long clip's segments and merges their results; this module decides where
 the segments of a *job* are analysed, and reports progress as each one finishes:
@@ -137,7 +136,14 @@ def start(job: jobs.Job, settings: Settings, where=None) -> None:
     """Hand a new job to whatever runs jobs here: the state machine (AWS), else the local server's
     queue."""
     if settings.state_machine_arn:
-        start_execution(job, settings)
+        try:
+            start_execution(job, settings)
+        except Exception as exc:  # the job would wait for ever: it says why instead
+            from .errors import ApiError
+
+            message = exc.message if isinstance(exc, ApiError) else str(exc)
+            jobs.failed(job, {"code": "job_not_started", "message": message}, where or jobs.store(settings))
+            raise
         return
     where = where or jobs.store(settings)
     where.put(f"{jobs.QUEUED}{_marker(job)}", b"")
