@@ -97,3 +97,18 @@ def test_a_job_whose_execution_cannot_start_is_refused_and_recorded_failed(s3_bu
                 if o["Key"].endswith(".json")]
     job = body_json(invoke(gateway_event(method="GET", path=f"/{record[:-5]}")))
     assert job["status"] == "failed" and job["error"]["code"] == "job_not_started"
+
+
+def test_a_camera_upload_notified_twice_runs_once_on_the_state_machine(step_functions, s3_bucket, square_clip):
+    from test_cameras import keys, notification, wait_for_key
+
+    key = "incoming/porch/clip.mp4"
+    etag = s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=square_clip.read_bytes())["ETag"]
+    first, second = invoke(notification(s3_bucket.name, key, etag)), invoke(notification(s3_bucket.name, key, etag))
+    assert first["started"] and second["duplicates"] == first["started"]
+    wait_for_key(s3_bucket, f"results/{key}.jpg")
+    job = follow(first["started"][0])[-1]
+    assert job["status"] == "done" and len(job["result"]["events"]) == 1
+    executions = step_functions.client("stepfunctions").list_executions(stateMachineArn=step_functions.arn)
+    assert [e["name"] for e in executions["executions"]] == first["started"]  # one execution, the job's
+    assert keys(s3_bucket, "results/") == {f"results/{key}.json", f"results/{key}.jpg"}
