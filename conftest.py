@@ -19,6 +19,16 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 TEST_DATA = Path(__file__).parent / "test_data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory) -> Path:
+    """Jobs of every test go to a directory of this session, never to ~/.local/share/vimo."""
+    import os
+
+    path = tmp_path_factory.mktemp("vimo-data")
+    os.environ["DATA_DIR"] = str(path)
+    return path
+
+
 class FakeContext:
     function_name = "vimo-test"
     function_version = "$LATEST"

@@ -174,12 +174,15 @@ def test_every_method_is_an_aws_proxy_to_the_function_by_sub(swagger):
     assert not re.search(r"\b\d{12}\b", SWAGGER.read_text()), "no hard-coded account id"
 
 
-def test_api_key_is_required_on_motion_and_uploads_only(swagger):
+def test_api_key_is_required_on_every_route_but_the_page(swagger):
     assert swagger["x-amazon-apigateway-api-key-source"] == "HEADER"
     assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
     paths = swagger["paths"]
     assert paths["/motion"]["post"]["security"] == [{"api_key": []}]
     assert paths["/uploads"]["post"]["security"] == [{"api_key": []}]
+    assert paths["/jobs"]["post"]["security"] == [{"api_key": []}]
+    assert paths["/jobs/{id}"]["get"]["security"] == [{"api_key": []}]
+    assert paths["/jobs/{id}/montage.jpg"]["get"]["security"] == [{"api_key": []}]
     # Browsers send no key on a preflight; the page itself is public.
     assert not [path for path, item in paths.items() if "security" in item.get("options", {})]
     # The local gateway (with an api_key set) checks the same routes.
@@ -232,7 +235,7 @@ def test_function_runtime_code_and_settings(resources):
 
     assert LAMBDA_TIMEOUT_MS == function["Timeout"] * 1000  # the local gateway gives the same time
     env = function["Environment"]["Variables"]
-    assert env["RESULTS_BUCKET"] == {"Ref": "ResultsBucket"}
+    assert env["RESULTS_BUCKET"] == resources["ResultsBucket"]["Properties"]["BucketName"]
     assert env["URL_EXPIRY"] == {"Ref": "UrlExpirySeconds"}
     assert env["DEFAULT_DELIVERY"] == {"Ref": "DefaultDelivery"}
 
@@ -256,21 +259,78 @@ def test_results_bucket_is_private_encrypted_and_expiring(resources, template):
     assert policy["Statement"] and all(statement["Effect"] == "Deny" for statement in policy["Statement"])
 
 
+BUCKET_ID = {"Id": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}}
+
+
+def bucket_arn(suffix: str = "") -> dict:
+    return {"Fn::Sub": [f"arn:${{AWS::Partition}}:s3:::vimo-${{Id}}{suffix}", BUCKET_ID]}
+
+
 def test_function_may_only_use_its_own_bucket_and_invoke_itself(resources):
     function = resources["VimoFunction"]["Properties"]
     policies = function["Policies"]
     assert len(policies) == 1 and isinstance(policies[0], dict), "no managed or SAM policy templates"
-    bucket, invoke = policies[0]["Statement"]
-    assert bucket["Effect"] == "Allow"
-    assert sorted(bucket["Action"]) == ["s3:GetObject", "s3:PutObject"]
-    assert bucket["Resource"] == {"Fn::Sub": "${ResultsBucket.Arn}/*"}
+    statements = {statement["Sid"]: statement for statement in policies[0]["Statement"]}
+    assert set(statements) == {"ResultsReadWrite", "JobInputsDelete", "ResultsList", "InvokeSelfForSegments",
+                               "StartOwnJobs"}
+    assert all(statement["Effect"] == "Allow" for statement in statements.values())
+    # The bucket is named in advance (see the template: the camera notification's cycle).
+    assert resources["ResultsBucket"]["Properties"]["BucketName"] == {"Fn::Sub": ["vimo-${Id}", BUCKET_ID]}
+    bucket = statements["ResultsReadWrite"]
+    assert sorted(bucket["Action"]) == ["s3:GetObject", "s3:PutObject"] and bucket["Resource"] == bucket_arn("/*")
+    assert statements["JobInputsDelete"]["Action"] == "s3:DeleteObject"
+    assert statements["JobInputsDelete"]["Resource"] == bucket_arn("/jobs/*")
+    assert statements["ResultsList"]["Action"] == "s3:ListBucket" and statements["ResultsList"]["Resource"] == bucket_arn()
     # The segment fan-out may invoke this very function (its fixed name) and nothing else.
-    assert invoke["Effect"] == "Allow" and invoke["Action"] == "lambda:InvokeFunction"
+    invoke = statements["InvokeSelfForSegments"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
     assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-vimo"}
     assert invoke["Resource"]["Fn::Sub"].endswith(":function:${AWS::StackName}-vimo")
+    # Jobs: it may start executions of its own state machine (named in advance), of no other.
+    jobs = statements["StartOwnJobs"]
+    assert jobs["Action"] == "states:StartExecution"
+    assert resources["JobsStateMachine"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-jobs"}
+    assert jobs["Resource"]["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}-jobs")
+    assert function["Environment"]["Variables"]["STATE_MACHINE_ARN"] == jobs["Resource"]
     assert "Role" not in resources["VimoFunction"]["Properties"]
     assert not [r for r in resources.values() if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy",
                                                                "AWS::IAM::ManagedPolicy")]
+
+
+def test_the_state_machine_may_invoke_the_function_and_nothing_else(resources):
+    machine = resources["JobsStateMachine"]["Properties"]
+    assert machine["DefinitionSubstitutions"] == {"VimoFunctionArn": {"Fn::GetAtt": ["VimoFunction", "Arn"]}}
+    [policy] = machine["Policies"]
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == [{"Fn::GetAtt": ["VimoFunction", "Arn"]}, {"Fn::Sub": "${VimoFunction.Arn}:*"}]
+    # plan -> Map over the segments (each the function itself, retried) -> merge; no ResultWriter:
+    # each segment writes its own result.
+    states = machine["Definition"]["States"]
+    assert machine["Definition"]["StartAt"] == "Plan" and states["Plan"]["Next"] == "Segments"
+    segments = states["Segments"]
+    assert segments["Type"] == "Map" and "ResultWriter" not in segments and segments["Next"] == "Merge"
+    segment = segments["ItemProcessor"]["States"]["Segment"]
+    assert segment["Parameters"]["FunctionName"] == "${VimoFunctionArn}" and segment["Retry"]
+    tasks = [state for state in states.values() if state["Type"] == "Task"]
+    assert all(task["Parameters"]["FunctionName"] == "${VimoFunctionArn}" for task in tasks + [segment])
+
+
+def test_clips_under_incoming_invoke_the_function_and_nothing_else_does(resources):
+    bucket = resources["ResultsBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}}
+    assert notification["Function"] == {"Fn::GetAtt": ["VimoFunction", "Arn"]}
+    from vimo.cameras import INCOMING, RESULTS
+
+    assert INCOMING == "incoming/" and not RESULTS.startswith(INCOMING)  # a result never triggers a job
+    # S3 may invoke the function for this bucket of this account only; the permission exists first.
+    permission = resources["IncomingClipsPermission"]["Properties"]
+    assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": {"Ref": "VimoFunction"},
+                          "Principal": "s3.amazonaws.com", "SourceAccount": {"Ref": "AWS::AccountId"},
+                          "SourceArn": bucket_arn()}
+    assert bucket["DependsOn"] == "IncomingClipsPermission"
 
 
 def test_api_key_and_usage_plan_throttle(resources):

@@ -37,7 +37,7 @@ def test_the_api_behaves_as_its_spec_says(api):
         capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
     summary = run.stdout[-3000:]
     assert run.returncode == 0, summary
-    assert "6 selected / 6 total" in run.stdout, summary
+    assert "12 selected / 12 total" in run.stdout, summary
 
 
 def test_keyed_routes_are_the_specs(api):

@@ -7,6 +7,7 @@ preflights and base64 of binary answers; every refusal is an ``ApiError`` turned
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,8 @@ logger = Logger(service="vimo")
 cors = CORSConfig(allow_origin="*", allow_headers=["Content-Type", "X-Api-Key", "Accept"],
                   expose_headers=["X-Motion-Events"], max_age=600)
 app = APIGatewayRestResolver(cors=cors)
-ROUTES = {"/": {"GET"}, "/motion": {"POST"}, "/uploads": {"POST"}}
+ROUTES = {"/": {"GET"}, "/motion": {"POST"}, "/uploads": {"POST"}, "/jobs": {"POST"}, "/jobs/{id}": {"GET"},
+          "/jobs/{id}/montage.jpg": {"GET"}}
 PAGE = Path(__file__).with_name("static") / "index.html"
 
 
@@ -51,6 +53,61 @@ def uploads() -> Response:
     """A presigned S3 upload for a clip too big to send through API Gateway; then POST /motion
     with {"s3_key": key}."""
     return json_response(201, presign_upload(Settings.from_env()))
+
+
+@app.post("/jobs")
+def create_job() -> Response:
+    """The same media and options as POST /motion, analysed in the background: 202 at once with
+    the job's id and URL (also in Location); GET that URL for its status and, when done, its result."""
+    from . import jobs, runners
+
+    settings = Settings.from_env()
+    upload = parse_event(app.current_event.raw_event, settings, extras=("callback_url",))
+    base = _base_url()
+    job = jobs.submit(upload, settings, base)
+    runners.start(job, settings)
+    url = f"{base}/jobs/{job.id}"
+    logger.info("job queued", extra={"job": job.id})
+    return json_response(202, {"id": job.id, "status": job.status, "url": url}, {"Location": url})
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    from . import jobs
+
+    settings = Settings.from_env()
+    return json_response(200, jobs.view(jobs.load(job_id, settings), settings, _base_url()))
+
+
+@app.get("/jobs/<job_id>/montage.jpg")
+def job_montage(job_id: str) -> Response:
+    """A finished job's montage, for stores without URLs of their own (files, on the local server);
+    from S3, a redirect to a presigned URL."""
+    from . import jobs
+
+    settings = Settings.from_env()
+    where = jobs.store(settings)
+    job = jobs.load(job_id, settings, where)
+    if job.status != "done":
+        raise ApiError(409, "no_montage", f"Job {job.id} is {job.status}: only a done job has a montage.")
+    url = where.url(jobs.montage_key(job))
+    if url:
+        return Response(status_code=303, content_type="application/json", body="{}", headers={"Location": url})
+    montage = where.get(jobs.montage_key(job))
+    if montage is None:
+        raise ApiError(404, "no_montage", f"The montage of job {job.id} has expired.")
+    return Response(status_code=200, content_type="image/jpeg", body=montage)
+
+
+def _base_url() -> str:
+    """How the caller reached the API (scheme, host and stage), for the URLs handed back."""
+    event = app.current_event
+    host = event.headers.get("Host") or event.headers.get("host") or "localhost"
+    scheme = event.headers.get("X-Forwarded-Proto") or event.headers.get("x-forwarded-proto") or "http"
+    context = event.raw_event.get("requestContext") or {}
+    full, path = context.get("path") or "", event.path
+    prefix = full[:-len(path)] if path and full.endswith(path) else ""  # "/prod" on API Gateway's own host
+    return f"{scheme}://{host}{prefix}"
 
 
 def _deadline() -> float | None:
@@ -79,8 +136,9 @@ def crash(error: Exception) -> Response:
 def not_found(_: NotFoundError) -> Response:
     path = app.current_event.path
     method = app.current_event.http_method
-    if path in ROUTES:
-        allowed = ", ".join(sorted(ROUTES[path]))
+    template = next((t for t in ROUTES if re.fullmatch(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(t)), path)), None)
+    if template:
+        allowed = ", ".join(sorted(ROUTES[template]))
         return error_response(ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed}."),
                               {"Allow": allowed})
     return error_response(ApiError(404, "not_found", f"No such resource: {path}."))
@@ -90,4 +148,10 @@ def not_found(_: NotFoundError) -> Response:
 def lambda_handler(event: dict, context) -> dict:
     if SEGMENT_KEY in event:  # this function, invoked by itself for one segment of a long clip
         return run_segment(event, context)
+    from . import cameras, runners
+
+    if runners.STEP_KEY in event:  # a step of the jobs state machine (Step Functions)
+        return runners.run_step(event, context)
+    if cameras.is_s3_event(event):  # clips created under incoming/ in the bucket: one job each
+        return cameras.handle(event)
     return app.resolve(event, context)

@@ -270,6 +270,29 @@ class Settings:
     # An hour of such footage in 20 segments of 3 min is ~12 s of work each, within API Gateway's 29 s.
     fanout_concurrency: int = 20
 
+    # -- jobs: a clip analysed in the background (jobs.py, runners.py, callbacks.py) --
+    # Where the local server keeps jobs (records, stored inputs, montages) when no RESULTS_BUCKET is
+    # set; with one, jobs live in the bucket under jobs/. A directory that outlives the server, so
+    # that a restart of `make run` picks up what was queued or running.
+    data_dir: str = "~/.local/share/vimo"
+    # Jobs the local server runs at once (each one already uses every core for its segments);
+    # 0 runs none (jobs then wait for a server that does).
+    job_workers: int = 1
+    # The key that signs callbacks (X-Vimo-Signature: sha256=HMAC-SHA256 of the body); a job with a
+    # callback_url is refused without one, since an unsigned callback could come from anyone.
+    webhook_secret: str | None = None
+    # A callback is tried this many times in all, waiting callback_backoff * 2**n seconds between
+    # tries (the first retry at once), while the receiver cannot be reached or answers 429 or 5xx.
+    callback_attempts: int = 5
+    callback_backoff: float = 2.0
+    # On AWS: the Step Functions state machine that runs jobs (template.yaml sets it); unset, jobs
+    # wait in the store's queue for a local server.
+    state_machine_arn: str | None = None
+    # A Dask scheduler (tcp://host:8786) that runs the segments of jobs instead of this machine's
+    # cores; its workers need vimo installed and must be able to open the clip (a local path only
+    # on this machine: use an S3 bucket for a cluster of several machines).
+    dask_scheduler: str | None = None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
@@ -291,4 +314,11 @@ class Settings:
             fanout=env.get("FANOUT", cls.fanout),
             workers=int(env.get("WORKERS", cls.workers)),
             fanout_concurrency=int(env.get("FANOUT_CONCURRENCY", cls.fanout_concurrency)),
+            data_dir=env.get("DATA_DIR") or cls.data_dir,
+            job_workers=int(env.get("JOB_WORKERS", cls.job_workers)),
+            webhook_secret=env.get("WEBHOOK_SECRET") or None,
+            callback_attempts=int(env.get("CALLBACK_ATTEMPTS", cls.callback_attempts)),
+            callback_backoff=float(env.get("CALLBACK_BACKOFF", cls.callback_backoff)),
+            state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
+            dask_scheduler=env.get("DASK_SCHEDULER") or None,
         )

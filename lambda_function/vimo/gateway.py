@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import threading
 import time
 import uuid
@@ -36,7 +37,8 @@ BINARY_MEDIA_TYPES = ("multipart/form-data", "video/*", "image/*", "application/
 LAMBDA_TIMEOUT_MS = 29_000
 # The routes swagger.yaml puts behind an API key; with an api_key set, the gateway checks it as API
 # Gateway does (a test keeps this in step with swagger.yaml).
-KEYED_ROUTES = {("POST", "/motion"), ("POST", "/uploads")}
+KEYED_ROUTES = {("POST", "/motion"), ("POST", "/uploads"), ("POST", "/jobs"), ("GET", "/jobs/{id}"),
+                ("GET", "/jobs/{id}/montage.jpg")}
 # The REST API's definition (in a checkout of the repository; not part of the Lambda package).
 SPEC = Path(__file__).resolve().parents[2] / "swagger.yaml"
 # Refuse bodies this large outright, before reading them: nothing near it can fit an invoke.
@@ -71,7 +73,7 @@ def build_event(method: str, target: str, headers: list[tuple[str, str]], body: 
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": url.path, "httpMethod": method, "path": f"/local{url.path}", "stage": "local",
+            "resourcePath": url.path, "httpMethod": method, "path": url.path, "stage": "local",
             "requestId": str(uuid.uuid4()), "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "requestTimeEpoch": int(now * 1000), "protocol": "HTTP/1.1", "apiId": "local", "accountId": "000000000000",
             "identity": {"sourceIp": source_ip, "userAgent": _header(single, "user-agent")},
@@ -114,6 +116,12 @@ def _warm() -> None:
     from . import app  # noqa: F401  (import the handler once per worker, as a Lambda cold start does)
 
 
+def keyed(method: str, path: str) -> bool:
+    """Whether a request needs the API key: its route, with {parameters}, is one of KEYED_ROUTES."""
+    return any(method == keyed_method and re.fullmatch(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(route)), path)
+               for keyed_method, route in KEYED_ROUTES)
+
+
 def _error(status: int, code: str, message: str) -> dict:
     return {"statusCode": status, "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"error": {"code": code, "message": message}}), "isBase64Encoded": False}
@@ -130,6 +138,12 @@ class Gateway(ThreadingHTTPServer):
         self._pool_lock = threading.Lock()
         self.pool = None
         self._pool()
+        # POST /jobs queues jobs in the store; they run here, in the background (see runners).
+        from .config import Settings
+        from .runners import LocalJobs
+
+        self.jobs = LocalJobs(Settings.from_env())
+        self.jobs.start()
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._pool_lock:
@@ -140,11 +154,12 @@ class Gateway(ThreadingHTTPServer):
 
     def server_close(self):
         super().server_close()
+        self.jobs.close()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     def call(self, event: dict) -> dict:
-        if self.api_key and (event["httpMethod"], event["path"]) in KEYED_ROUTES \
+        if self.api_key and keyed(event["httpMethod"], event["path"]) \
                 and _header(event.get("headers") or {}, "x-api-key") != self.api_key:
             # What API Gateway answers (through swagger.yaml's gateway responses) without a valid key.
             return _error(403, "INVALID_API_KEY", "Forbidden")

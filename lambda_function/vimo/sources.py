@@ -209,22 +209,22 @@ class _Target:
     path: str  # with the query
 
 
-def _check_url(url: str) -> _Target:
+def _check_url(url: str, name: str = "movie_url") -> _Target:
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise bad_request("bad_url", f"'movie_url' is not a valid URL: {url!r}.") from None
+        raise bad_request("bad_url", f"'{name}' is not a valid URL: {url!r}.") from None
     if parts.scheme not in ("http", "https"):
-        raise bad_request("bad_url", f"'movie_url' must be an http or https URL; got {parts.scheme or 'no'} scheme.")
+        raise bad_request("bad_url", f"'{name}' must be an http or https URL; got {parts.scheme or 'no'} scheme.")
     if not parts.hostname:
-        raise bad_request("bad_url", "'movie_url' has no host.")
+        raise bad_request("bad_url", f"'{name}' has no host.")
     if parts.username is not None or parts.password is not None:
-        raise bad_request("bad_url", "'movie_url' must not carry a user name or password.")
+        raise bad_request("bad_url", f"'{name}' must not carry a user name or password.")
     try:
         hostname = parts.hostname.encode("idna").decode("ascii")  # what DNS, Host and SNI all use
     except UnicodeError:
-        raise bad_request("bad_url", f"'movie_url' has an invalid host name: {parts.hostname!r}.") from None
+        raise bad_request("bad_url", f"'{name}' has an invalid host name: {parts.hostname!r}.") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if any(ch in path for ch in "\r\n ") or not path.isascii():
         path = quote(path, safe="/?&=%:@!$'()*+,;~-._")
@@ -237,7 +237,7 @@ def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def _checked_address(host: str, port: int, settings: Settings) -> str:
+def _checked_address(host: str, port: int, settings: Settings, name: str = "movie_url") -> str:
     """The address to connect to: the host's first address, if *every* address it has is allowed.
 
     All of them are checked, not only the one used, so that a name with one public and one private
@@ -252,9 +252,31 @@ def _checked_address(host: str, port: int, settings: Settings) -> str:
     for address in addresses:
         reason = forbidden(address, settings.allow_loopback_urls)
         if reason:
-            raise ApiError(400, "forbidden_url", f"'movie_url' points to {address} ({reason}), which this server "
+            raise ApiError(400, "forbidden_url", f"'{name}' points to {address} ({reason}), which this server "
                                                  "does not fetch from: only public addresses are allowed.")
     return addresses[0]
+
+
+def public_target(url: str, settings: Settings, name: str) -> tuple[_Target, str]:
+    """A URL a server is about to send to (a callback, see ``callbacks``): its parts and the one
+    address to connect to, checked as a movie_url's are (resolved once, every address public)."""
+    target = _check_url(url, name)
+    return target, _checked_address(target.hostname, target.port, settings, name)
+
+
+def check_url(url: str, settings: Settings, name: str) -> str:
+    """``url`` if it is a well-formed http(s) URL and, when its host is an address, a public one;
+    names are resolved only when the URL is used (``public_target``)."""
+    target = _check_url(url, name)
+    try:
+        address = ipaddress.ip_address(target.hostname.strip("[]"))
+    except ValueError:
+        return url
+    reason = forbidden(str(address), settings.allow_loopback_urls)
+    if reason:
+        raise ApiError(400, "forbidden_url", f"'{name}' points to {address} ({reason}), which this server does "
+                                             "not connect to: only public addresses are allowed.")
+    return url
 
 
 def forbidden(address: str, allow_loopback: bool = False) -> str | None:

@@ -45,6 +45,9 @@ class Upload:
     frames: tuple[Part, ...] = field(default_factory=tuple)
     # A clip sent by reference: {"s3_key": ...} (after POST /uploads) or {"movie_url": ...}.
     source: dict | None = None
+    # Fields that are not analysis options, taken out before the options are parsed when the route
+    # asks for them (POST /jobs: callback_url).
+    extras: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -70,8 +73,11 @@ class Headers:
         return values[0] if values else default
 
 
-def parse_event(event: Mapping, settings: Settings) -> Upload:
-    """The ``Upload`` an ``aws_proxy`` event carries, or an ``ApiError`` saying what is wrong."""
+def parse_event(event: Mapping, settings: Settings, extras: tuple[str, ...] = ()) -> Upload:
+    """The ``Upload`` an ``aws_proxy`` event carries, or an ``ApiError`` saying what is wrong.
+
+    ``extras``: names of fields this route takes besides the options (query, form or JSON member),
+    returned in ``Upload.extras``."""
     headers = Headers(event)
     body = _body_bytes(event, settings)
     content_type = headers.get("content-type")
@@ -111,10 +117,11 @@ def parse_event(event: Mapping, settings: Settings) -> Upload:
 
     if "format" not in fields and "application/json" in headers.get("accept").split(",", 1)[0]:
         fields["format"] = "json"
+    taken = {name: fields.pop(name) for name in extras if name in fields}
     options = Options.parse(fields)
     if options.timestamps is not None and len(options.timestamps) != len(frames):
         raise bad_request("bad_option", f"'timestamps' lists {len(options.timestamps)} times for {len(frames)} frames.")
-    return Upload(options=options, clip=clip, frames=tuple(frames), source=source)
+    return Upload(options=options, clip=clip, frames=tuple(frames), source=source, extras=taken)
 
 
 def _merge_options(query: dict, form: dict) -> dict:
