@@ -149,3 +149,96 @@ def test_globs_one_worker_and_the_table(recordings, tmp_path):
     assert "vimo: " in run.stderr and "0002.mp4: not_a_video" in run.stderr  # told at once, too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["day1-0001.jpg", "day2-0001.jpg"]  # default: here
     assert any(row.split()[1:3] == ["00:00:05", "1"] and row.endswith("day1-0001.jpg") for row in table[1:-1])
+
+
+# -- progress --------------------------------------------------------------------------------------------
+
+
+def on_a_terminal(*args: str, env: dict | None = None, cwd=None, timeout: float = 120) -> tuple[str, str, int]:
+    """vimo with its stderr on a pseudo-terminal of 100x30 (stdout on a pipe, as `vimo ... > out`):
+    what it printed on stdout, what the terminal showed, and the exit status."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen([str(VIMO), *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})}, cwd=cwd)
+    os.close(slave)
+    shown = []
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            shown.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+        reader.join(10)
+        os.close(master)
+    return stdout.decode(), b"".join(shown).decode(errors="replace"), proc.returncode
+
+
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("two")
+    write_square_clip(folder / "porch.mp4", seconds=8, moving=((2.0, 4.0),))
+    write_square_clip(folder / "yard.mp4", seconds=12, moving=((6.0, 8.0),))
+    return folder
+
+
+BAR = r"{name} +100%\|[^|]*\| {seconds}/{seconds} s of video \[\d\d:\d\d<\d\d:\d\d, +[\d.]+s/s\]"
+
+
+def test_progress_bars_on_a_terminal_overall_and_per_clip(two_clips, tmp_path):
+    import re
+
+    stdout, terminal, code = on_a_terminal("analyze", str(two_clips), "--json", "-d", str(tmp_path), "-j", "2")
+    assert code == 0, terminal
+    assert sorted(Path(json.loads(line)["file"]).name for line in stdout.splitlines()) == ["porch.mp4", "yard.mp4"]
+    # the batch's bar ends at 100 % of the 20 s of video, with the rate and the time left
+    assert re.search(BAR.format(name="2 clips", seconds=20), terminal), terminal
+    assert re.search(r"porch\.mp4 +\d+%\|", terminal) and re.search(r"yard\.mp4 +\d+%\|", terminal), terminal
+
+
+def test_progress_of_one_long_clip_cut_into_segments(two_clips, tmp_path):
+    import re
+
+    stdout, terminal, code = on_a_terminal("analyze", str(two_clips / "yard.mp4"), "-j", "2", cwd=tmp_path,
+                                           env={"FANOUT_THRESHOLD": "4", "SEGMENT_SECONDS": "3"})
+    assert code == 0, terminal
+    assert re.search(BAR.format(name=r"yard\.mp4", seconds=12), terminal), terminal
+    assert stdout.splitlines()[1].split()[:3] == ["yard.mp4", "00:00:12", "1"]
+
+
+def test_segments_report_the_seconds_done_summed_over_the_pool(two_clips):
+    """The relay of segments.run_local: every segment's progress reaches the parent, summed."""
+    from vimo.config import Options, Settings
+    from vimo.segments import run_local
+
+    seen = []
+    result = run_local(str(two_clips / "yard.mp4"), Options(), Settings(segment_seconds=3), 12.0, workers=2,
+                       progress=seen.append)
+    assert len(result.events) == 1
+    assert seen and all(0 <= s <= 12.5 for s in seen) and max(seen) > 4  # past one segment's 3 s
+
+
+def test_no_bars_on_a_pipe_nor_with_quiet(two_clips, tmp_path):
+    run = vimo("analyze", str(two_clips), "--json", "-j", "2")
+    assert run.returncode == 0 and run.stderr == ""
+    assert len(run.stdout.splitlines()) == 2
+    stdout, terminal, code = on_a_terminal("analyze", str(two_clips), "--json", "--quiet")
+    assert code == 0 and terminal == "" and len(stdout.splitlines()) == 2

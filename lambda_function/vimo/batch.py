@@ -14,6 +14,7 @@ import concurrent.futures
 import glob
 import math
 import multiprocessing
+import os
 import queue
 import sys
 from pathlib import Path
@@ -212,8 +213,15 @@ class Bars:
             self.total = self._bar(f"{len(durations)} clips", sum(durations), leave=True)
 
     def _bar(self, desc: str, total: float, leave: bool):
+        # follow the terminal's size as it is resized; one that says it has none (a bare pseudo-terminal)
+        # gets 80x24, else tqdm draws nothing at all
+        try:
+            sized = os.get_terminal_size(self.file.fileno()).columns > 0
+        except (OSError, ValueError, AttributeError):
+            sized = False
         return self._tqdm(total=total or None, desc=desc, unit="s", leave=leave, file=self.file,
-                          bar_format=self.FORMAT if total else None, dynamic_ncols=True, mininterval=0.2)
+                          bar_format=self.FORMAT if total else None, dynamic_ncols=sized,
+                          ncols=None if sized else 80, nrows=None if sized else 24, mininterval=0.2)
 
     def advance(self, index: int, seconds: float) -> None:
         if index not in self.clips:

@@ -251,17 +251,21 @@ def run_local(clip: str, options: Options, settings: Settings, duration: float, 
     reports = spawn.Queue() if progress else None
     pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(plan)), mp_context=spawn,
                                                   initializer=_report_to, initargs=(reports,))
+    relay = threading.Thread(target=_relay, args=(reports, plan, progress), name="progress", daemon=True)
     if reports is not None:
-        threading.Thread(target=_relay, args=(reports, plan, progress), name="progress", daemon=True).start()
+        relay.start()
     try:
         futures = [pool.submit(_analyze_segment, clip, options, settings, start, end, deadline, index)
                    for index, (start, end) in enumerate(plan)]
+        for index, future in enumerate(futures if reports is not None else ()):
+            future.add_done_callback(lambda _, index=index: reports.put((index, math.inf)))
         results = _collect(futures, deadline, grace=LOCAL_GRACE)
     finally:
         # Segments still running past the deadline stop at it by themselves; do not wait for them.
         pool.shutdown(wait=False, cancel_futures=True)
         if reports is not None:
             reports.put(None)
+            relay.join(1.0)
     return combine(results, plan, options, round((time.perf_counter() - started) * 1000))
 
 
@@ -301,10 +305,10 @@ def reporter(queue, index: int) -> Callable[[float], None]:
 
 def _relay(reports, plan, progress: Callable[[float], None]) -> None:
     done = [0.0] * len(plan)
-    for message in iter(reports.get, None):
-        index, seconds = message
+    for index, seconds in iter(reports.get, None):  # inf: that segment is done
         start, end = plan[index]
-        done[index] = min(max(0.0, seconds - start), end - start)
+        done[index] = min(max(0.0, seconds - start), end - start) if math.isfinite(end) or math.isfinite(seconds) \
+            else done[index]
         progress(sum(done))
 
 
