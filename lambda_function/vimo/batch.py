@@ -106,6 +106,8 @@ def analyze_one(clip: Path, sheet: Path | None, options: Options, settings: Sett
         return {"file": str(clip), **error.to_dict()}
     except OSError as error:  # the sheet could not be written, the clip vanished...
         return {"file": str(clip), "error": {"code": "os_error", "message": str(error)}}
+    except Exception as error:  # a bug: that clip fails as the API would answer 500, the others go on
+        return {"file": str(clip), "error": {"code": "internal_error", "message": f"{type(error).__name__}: {error}"}}
     return line
 
 
@@ -123,8 +125,9 @@ def run(clips: Sequence[Path], sheets: Sequence[Path | None], options: Options, 
         return lines
     spawn = multiprocessing.get_context("spawn")  # not fork: see segments.run_local
     reports = spawn.Queue() if bars is not None else None
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(clips)), mp_context=spawn,
-                                                initializer=_report_to, initargs=(reports,)) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(clips)), mp_context=spawn,
+                                                  initializer=_report_to, initargs=(reports,))
+    try:  # on Ctrl-C (which the workers get too) the clips not started are dropped
         futures = {pool.submit(_pool_one, index, clip, sheet, options, settings): index
                    for index, (clip, sheet) in enumerate(zip(clips, sheets))}
         pending = set(futures)
@@ -140,6 +143,8 @@ def run(clips: Sequence[Path], sheets: Sequence[Path | None], options: Options, 
                     lines[index] = {"file": str(clips[index]),
                                     "error": {"code": "worker_failed", "message": f"{type(error).__name__}: {error}"}}
                 _done(bars, index, lines[index], emit)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return lines
 
 

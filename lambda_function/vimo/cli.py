@@ -19,6 +19,7 @@ from .config import OPTION_SPECS, Options, Settings
 from .errors import ApiError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C in vimo analyze, as shells report it (vimo watch stops cleanly: 0)
 EPILOG = ("exit status: 0 all done, 1 a clip or the stream failed (the others are still analysed), "
           "2 usage error (unknown flag, bad option value, no such file)")
 # Per-request options that mean nothing on the command line: the output is chosen with --json/-o.
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ApiError) as error:
         print(f"vimo {args.command}: error: {getattr(error, 'message', error)}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"vimo {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def add_option_flags(parser: argparse.ArgumentParser, skip: set[str]) -> None:

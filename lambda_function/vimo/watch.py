@@ -169,6 +169,8 @@ class LiveSource:
         self.failed = False  # the source could not be used at all (not a video)
         self.info: VideoInfo | None = None  # size and codec, once known
         self.frames = 0
+        self.skipped = 0
+        self._told_skipped = -math.inf
         self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
         self._thread: threading.Thread | None = None
         self._epoch: float | None = None  # time.time() - t of the least delayed frame: t -> wall clock
@@ -323,7 +325,18 @@ class LiveSource:
         if self.info is None or (self.info.width, self.info.height) != (frame.width, frame.height):
             codec = frame.format.name
             self.info = VideoInfo(duration=0.0, fps=None, width=frame.width, height=frame.height, codec=codec)
-        self._put(Sample(t, gray, frame, frame.rotation % 360, self._pictures))
+        sample = Sample(t, gray, frame, frame.rotation % 360, self._pictures)
+        if self.is_file:  # a file waits for the detector: nothing is lost by reading it later
+            self._put(sample)
+            return
+        try:  # a live stream does not wait: if the detector falls behind, samples are skipped
+            self._queue.put_nowait(sample)
+        except queue.Full:
+            self.skipped += 1
+            if time.monotonic() - self._told_skipped > 60:
+                self._told_skipped = time.monotonic()
+                self.note(f"the analysis is slower than the stream: {self.skipped} samples skipped so far "
+                          "(a larger --step helps)")
 
     def _remember(self, key) -> None:
         if len(self._packets) == self._packets.maxlen:
