@@ -209,3 +209,28 @@ def test_a_growing_file_and_ctrl_c_reporting_the_open_event(clips, tmp_path):
     assert "stopped" in watcher.stderr
     [sheet] = tmp_path.glob("door-*.jpg")
     assert sheet.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_a_source_that_is_not_a_video_fails_and_bad_flags_are_usage_errors(tmp_path):
+    text = tmp_path / "broken.mp4"
+    text.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    run = subprocess.run([str(VIMO), "watch", str(text), "--read-timeout", "1", "--json"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1 and run.stdout == ""
+    assert "is not a video that can be decoded" in run.stderr
+    for args, message in [(("--sheet-every", "soon"), "not a duration"), (("--step", "0"), "step"),
+                          (("--read-timeout", "0"), "read-timeout"), (("--interval", "2"), "unrecognized")]:
+        run = subprocess.run([str(VIMO), "watch", "rtsp://127.0.0.1:9/none", *args], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
+
+
+def test_periods_and_names():
+    from vimo.cli import _duration
+    from vimo.watch import _source_name
+
+    assert [_duration(text) for text in ("90", "90s", "30m", "1h", "1.5h", "1d", "0")] == \
+        [90, 90, 1800, 3600, 5400, 86400, 0]
+    assert _source_name("http://127.0.0.1:8080/cam/live.m3u8") == "live"
+    assert _source_name("rtsp://user:pw@192.168.1.20:554/") == "192.168.1.20"
+    assert _source_name("/var/rec/front door.ts") == "front_door"

@@ -56,8 +56,8 @@ def expand(paths: Sequence[str]) -> list[Path]:
             files.extend(matched)
         else:
             raise UsageError(f"{raw}: no such file or folder")
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return [Path(p) for p in unique] if len(unique) < len(files) else files
+    seen: set[Path] = set()
+    return [p for p in files if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
 def is_burst(files: Sequence[Path]) -> bool:

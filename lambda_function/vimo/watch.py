@@ -214,6 +214,7 @@ class LiveSource:
     def _run(self) -> None:
         backoff = BACKOFF_FIRST
         connection = 0
+        undecodable = None  # since when the source has answered with something that is not a video
         try:
             while not self.stop.is_set():
                 frames_before = self.frames
@@ -226,6 +227,13 @@ class LiveSource:
                 except (Dropped, av.FFmpegError, OSError) as error:  # a file not yet created waits too
                     if self.stop.is_set():
                         return
+                    if self.frames == 0 and (isinstance(error, av.InvalidDataError) or self.is_file
+                                             and not isinstance(error, FileNotFoundError)):
+                        # what is there is not a video (an HTML page, a text file): give it read_timeout
+                        # to become one (a file whose header is being written), then give up
+                        undecodable = undecodable or time.monotonic()
+                        if time.monotonic() - undecodable > self.read_timeout:
+                            return self._fail(f"{self.url} is not a video that can be decoded")
                     if self.frames > frames_before:
                         backoff = BACKOFF_FIRST
                     if self.is_file and self.frames > 0:
@@ -237,11 +245,13 @@ class LiveSource:
                     backoff = min(BACKOFF_MAX, backoff * 2)
                     connection += 1
                 except _NotAVideo as error:
-                    self.note(str(error))
-                    self.failed = True
-                    return
+                    return self._fail(str(error))
         finally:
             self._put(None)
+
+    def _fail(self, message: str) -> None:
+        print(f"vimo watch: error: {message}", file=sys.stderr, flush=True)  # even with --quiet
+        self.failed = True
 
     def _put(self, item) -> None:
         while not self.stop.is_set():
