@@ -239,8 +239,13 @@ class Bars:
             self.total.update(delta)
 
     def finish(self, index: int) -> None:
-        self.advance(index, self.durations[index] or self.position.get(index, 0.0))
-        self.clips.pop(index).close()
+        """A clip is done (or failed): its bar goes; the batch's counts all of its length as done."""
+        done = self.durations[index] or self.position.get(index, 0.0)
+        if index in self.clips:
+            self.advance(index, done)
+            self.clips.pop(index).close()
+        elif self.total is not None:  # failed before it started: no bar of its own
+            self.total.update(done)
 
     def write(self, text: str, file=None) -> None:
         """A line printed above the bars, which are redrawn below it."""
