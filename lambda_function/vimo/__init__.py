@@ -14,6 +14,7 @@ The modules follow the data, one stage each, and import only what comes before t
     delivery                  result         -> HTTP response body or S3 object
     app                       the Lambda handler (Powertools routing)
     gateway, cli              the local API Gateway and the `vimo` command
+    batch, watch              the command line's many clips at once, and its live streams
 """
 
 __version__ = "0.1.0"

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import clock
 from .config import Options, Settings
@@ -47,7 +47,10 @@ class Result:
 
 
 def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, start: float = 0.0,
-                 end: float = math.inf, deadline: float | None = None, threads: int = 0) -> Result:
+                 end: float = math.inf, deadline: float | None = None, threads: int = 0,
+                 progress: Callable[[float], None] | None = None) -> Result:
+    # progress: called with each sample's time as the passes stream (a progress bar's; it steps back
+    # when the whole clip must be decoded after the keyframe pass).
     """Events of a clip (or of its part from ``start`` to ``end`` seconds), decoding as little as
     the keyframes allow. ``path`` may be a ``Clip`` already opened (to read its length), which
     this closes.
@@ -66,7 +69,7 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
     """
     started = time.perf_counter()
     with path if isinstance(path, Clip) else Clip(str(path), settings, threads) as clip:
-        tally = _Tally(deadline)
+        tally = _Tally(deadline, progress)
         too_sparse = max(KEYFRAME_EVENTS_INTERVAL, options.step * 2)  # keyframes further apart: decode all
         interval = clip.indexed_keyframe_interval()
         # Once a second only where the index shows keyframes every step (the keyframes between
@@ -165,8 +168,9 @@ class _Tally:
     """Counts samples as they stream past, remembers the last time and rotation, and stops the
     stream once the deadline has passed."""
 
-    def __init__(self, deadline: float | None = None):
+    def __init__(self, deadline: float | None = None, progress: Callable[[float], None] | None = None):
         self.deadline = deadline
+        self.progress = progress
         self.complete = True
         self.restart()
 
@@ -179,6 +183,8 @@ class _Tally:
         for sample in self.again(samples):
             self.last_time = sample.time
             self.rotation = sample.rotation
+            if self.progress is not None:
+                self.progress(sample.time)
             yield sample
 
     def again(self, samples):

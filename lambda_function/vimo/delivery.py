@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 from .analysis import Result
 from .config import LAMBDA_PAYLOAD_LIMIT, Options, Settings
 from .errors import ApiError
-from .montage import render
+from .montage import contact_sheet
 
 # Room left in Lambda's response for the headers and JSON around a base64 body.
 INLINE_LIMIT = (LAMBDA_PAYLOAD_LIMIT - 16 * 1024) * 3 // 4
@@ -27,8 +27,7 @@ def respond(result: Result, name: str, options: Options, settings: Settings) -> 
     delivery = options.delivery or settings.default_delivery
     if options.format == "json" and delivery != "s3":
         return json_response(200, result.to_dict(), headers)
-    montage = render(result.events, result.video, name, options.columns, options.max_tiles, options.tile_width,
-                     boxes=options.boxes, regions=options.regions, exclude=options.exclude)
+    montage = contact_sheet(result.events, result.video, name, options)
     if delivery == "s3" or len(montage) > INLINE_LIMIT:
         from .storage import store_montage  # boto3 only loads for requests that need it
 

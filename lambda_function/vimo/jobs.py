@@ -478,9 +478,9 @@ class outcome:
 def finish(job: Job, result, name: str, options: Options, where) -> None:
     """A job done: its montage stored, its result recorded (and, for a camera's clip, written
     under results/)."""
-    from .montage import render
+    from .montage import contact_sheet
 
-    montage = render(result.events, result.video, name, options.columns, options.max_tiles, options.tile_width)
+    montage = contact_sheet(result.events, result.video, name, options)
     where.put(montage_key(job), montage, JPEG)
     job.result = result.to_dict()
     if job.request.get("output"):

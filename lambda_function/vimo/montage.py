@@ -34,6 +34,12 @@ REGION = (90, 200, 255, 150)  # the regions' outline, translucent
 OUTSIDE = 0.4  # how much darker what was not looked at is
 
 
+def contact_sheet(events: Sequence[Event], info: VideoInfo, name: str, options) -> bytes:
+    """The contact sheet as a request's ``config.Options`` ask for it (tiles, boxes, regions)."""
+    return render(events, info, name, options.columns, options.max_tiles, options.tile_width, boxes=options.boxes,
+                  regions=options.regions, exclude=options.exclude)
+
+
 def render(events: Sequence[Event], info: VideoInfo, name: str, columns: int, max_tiles: int,
            tile_width: int, boxes: bool = True, regions=None, exclude=None) -> bytes:
     """The contact sheet as JPEG bytes: the ``max_tiles`` strongest events, shown in time order,

@@ -40,6 +40,7 @@ import json
 import math
 import multiprocessing
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -164,29 +165,31 @@ def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Opt
 
 
 def analyze(clip: str | Path, options: Options, settings: Settings, deadline: float | None = None,
-            s3_key: str | Callable[[], str] | None = None, context=None):
+            s3_key: str | Callable[[], str] | None = None, context=None,
+            progress: Callable[[float], None] | None = None):
     """A clip's ``Result``: in one pass, or in segments when it is long enough to be worth it.
 
     ``clip`` is what FFmpeg opens (a local path or a presigned S3 URL), once whichever way it goes.
     On Lambda (``settings.fanout == "lambda"``) segments need an ``s3_key`` every worker can read
     (or a function that stores the clip and returns one, called only when the clip is long enough)
     and the invocation's ``context`` (for the function's ARN); without them the clip is analysed in
-    one pass.
+    one pass. ``progress`` (a progress bar's) is called with the seconds of the clip analysed so far,
+    summed over the segments on a local pool.
     """
 
     on_lambda = settings.fanout == "lambda" and s3_key is not None and context is not None
     on_pool = settings.fanout == "local" and local_workers(settings) > 1
     if not (on_lambda or on_pool):  # one pass whatever the length
-        return analyze_clip(clip, options, settings, deadline=deadline)
+        return analyze_clip(clip, options, settings, deadline=deadline, progress=progress)
     opened = Clip(str(clip), settings)
     duration = opened.duration_hint()
     if duration < settings.fanout_threshold:
-        return analyze_clip(opened, options, settings, deadline=deadline)
+        return analyze_clip(opened, options, settings, deadline=deadline, progress=progress)
     opened.close()
     if on_lambda:
         key = s3_key() if callable(s3_key) else s3_key
         return run_lambda({"s3_key": key}, options, settings, duration, context, deadline=deadline)
-    return run_local(str(clip), options, settings, duration, deadline=deadline)
+    return run_local(str(clip), options, settings, duration, deadline=deadline, progress=progress)
 
 
 def analyze_upload(upload: Upload, workdir: Path, settings: Settings, deadline: float | None = None, context=None):
@@ -235,30 +238,78 @@ def local_workers(settings: Settings) -> int:
 
 
 def run_local(clip: str, options: Options, settings: Settings, duration: float, deadline: float | None = None,
-              workers: int | None = None):
-    """Analyse the clip's segments on a pool of ``workers`` processes (default: one per core)."""
+              workers: int | None = None, progress: Callable[[float], None] | None = None):
+    """Analyse the clip's segments on a pool of ``workers`` processes (default: one per core);
+    ``progress`` is called (from a thread) with the seconds analysed so far, summed over segments."""
     started = time.perf_counter()
     workers = workers or local_workers(settings)
     plan = plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER, settings.segment_seconds),
                          options.step)
     # spawn, not fork: the parent has opened the clip (FFmpeg's threads) and may run in a threaded
     # server; a forked copy of those is not safe.
-    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(plan)), mp_context=multiprocessing.get_context("spawn"))
+    spawn = multiprocessing.get_context("spawn")
+    reports = spawn.Queue() if progress else None
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(plan)), mp_context=spawn,
+                                                  initializer=_report_to, initargs=(reports,))
+    relay = threading.Thread(target=_relay, args=(reports, plan, progress), name="progress", daemon=True)
+    if reports is not None:
+        relay.start()
     try:
-        futures = [pool.submit(_analyze_segment, clip, options, settings, start, end, deadline)
-                   for start, end in plan]
+        futures = [pool.submit(_analyze_segment, clip, options, settings, start, end, deadline, index)
+                   for index, (start, end) in enumerate(plan)]
+        for index, future in enumerate(futures if reports is not None else ()):
+            future.add_done_callback(lambda _, index=index: reports.put((index, math.inf)))
         results = _collect(futures, deadline, grace=LOCAL_GRACE)
     finally:
         # Segments still running past the deadline stop at it by themselves; do not wait for them.
         pool.shutdown(wait=False, cancel_futures=True)
+        if reports is not None:
+            reports.put(None)
+            relay.join(1.0)
     return combine(results, plan, options, round((time.perf_counter() - started) * 1000))
 
 
-def _analyze_segment(clip, options, settings, start, end, deadline):
+def _analyze_segment(clip, options, settings, start, end, deadline, index=0):
 
     # One decoder thread per process: the pool is the parallelism, and threads on top of it only
     # contend for the same cores.
-    return analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline, threads=1)
+    progress = None if _reports is None else reporter(_reports, index)
+    return analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline, threads=1,
+                        progress=progress)
+
+
+# Progress from pool processes: each sends (index, sample time) on a queue given to the pool's
+# initializer (a multiprocessing queue can only reach a process that way), at most every REPORT_EVERY
+# seconds; a thread of the parent relays the sum.
+REPORT_EVERY = 0.2
+_reports = None
+
+
+def _report_to(queue) -> None:
+    global _reports
+    _reports = queue
+
+
+def reporter(queue, index: int) -> Callable[[float], None]:
+    """A ``progress`` callback that puts ``(index, seconds)`` on ``queue``, at most every REPORT_EVERY s."""
+    last = -math.inf
+
+    def report(seconds: float) -> None:
+        nonlocal last
+        if time.monotonic() - last >= REPORT_EVERY:
+            last = time.monotonic()
+            queue.put((index, seconds))
+
+    return report
+
+
+def _relay(reports, plan, progress: Callable[[float], None]) -> None:
+    done = [0.0] * len(plan)
+    for index, seconds in iter(reports.get, None):  # inf: that segment is done
+        start, end = plan[index]
+        done[index] = min(max(0.0, seconds - start), end - start) if math.isfinite(end) or math.isfinite(seconds) \
+            else done[index]
+        progress(sum(done))
 
 
 def _collect(futures: list, deadline: float | None, grace: float = 0.0) -> list:
