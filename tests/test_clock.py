@@ -136,4 +136,4 @@ def test_the_cli_takes_regions_start_time_and_timezone(square_clip, tmp_path):
     run = vimo("analyze", str(square_clip), "--json", "--region", "0,0 1,0 1,0.2 0,0.2")  # above the square
     assert run.returncode == 0 and json.loads(run.stdout)["events"] == []
     run = vimo("analyze", str(square_clip), "--json", "--region", "0,0 1,0")
-    assert run.returncode == 2 and "at least 3" in json.loads(run.stderr)["error"]["message"]
+    assert run.returncode == 2 and "at least 3" in run.stderr

@@ -23,7 +23,7 @@ import pytest
 from conftest import serving, serving_files, write_square_clip
 
 VIMO = Path(sys.executable).with_name("vimo")
-FIELDS = {"start", "end", "peak", "score", "label", "start_at", "end_at", "peak_at"}
+FIELDS = {"start", "end", "peak", "score", "label", "box", "start_at", "end_at", "peak_at"}
 
 
 def ffmpeg() -> str:

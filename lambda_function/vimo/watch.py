@@ -131,10 +131,7 @@ def _closed(builder: EventBuilder) -> list[Event]:
 
 def event_json(event: Event, wall_clock: Callable[[float], dt.datetime]) -> dict:
     """The API's event (seconds from the first frame seen) with the same instants on the clock."""
-    line = event.to_dict()
-    for name in ("start", "end", "peak"):
-        line[f"{name}_at"] = wall_clock(getattr(event, name)).isoformat(timespec="milliseconds")
-    return line
+    return event.to_dict(origin=wall_clock(0.0))
 
 
 def readable(line: dict) -> str:
