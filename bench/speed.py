@@ -18,13 +18,19 @@ The same scene is encoded twice per keyframe interval: with sensor grain that ch
 In the second, P-frames of a still scene are nearly empty, so keyframes are almost all of the
 decoding: the hardest case for an analysis that decodes only keyframes.
 
-    .venv/bin/python bench/speed.py [--only PART_OF_NAME ...] [--repeat N] [--render-only]
+    .venv/bin/python bench/speed.py [--only PART_OF_NAME ...] [--repeat N] [--render-only] [--before DIR]
+
+``cpu ratio`` is the analysis's CPU time (every thread's: what a Lambda vCPU spends) over the decode
+loop's, ``CPU s/h`` the analysis's CPU seconds per hour of footage; with ``--before DIR`` the same
+clips are also analysed by the vimo package in DIR (``git archive <rev> lambda_function | tar -x``)
+in the same run, for a before/after on equal terms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,9 +201,11 @@ print(time.perf_counter() - started)
 """
 
 
-def run(code: str, *args: str) -> str:
+def run(code: str, *args: str, code_dir: str | None = None) -> str:
+    """``code`` in a fresh interpreter; ``code_dir``: import vimo from there (another version of it)."""
+    env = None if code_dir is None else {**os.environ, "PYTHONPATH": code_dir}
     return subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
-                          cwd=ROOT).stdout.strip().splitlines()[-1]
+                          cwd=ROOT, env=env).stdout.strip().splitlines()[-1]
 
 
 def clip_path(name: str) -> Path:
@@ -233,11 +241,13 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="clips whose name contains this (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     parser.add_argument("--render-only", action="store_true", help="render (cache) the clips, measure nothing")
+    parser.add_argument("--before", metavar="DIR", help="also measure the vimo package found in DIR (e.g. an older "
+                        "version's lambda_function), in the same run: its CPU ratio is the 'before' column")
     args = parser.parse_args()
 
     header = (f"{'clip':29} {'dur':>5} {'size':>9} {'key int':>7} {'decode':>7} {'analysis':>8} {'ratio':>6} "
               f"{'cpu ratio':>9} {'CPU s/h':>7} {'frames':>6} {'peak MB':>7} {'decode MB':>9} {'F1':>5} "
-              f"{'keys only':>9}")
+              f"{'keys only':>9}" + (f" {'before':>7} {'F1':>5}" if args.before else ""))
     rows, per_hour = [], {}
     for name in [*CLIPS, *CAMERA_CLIPS]:
         if args.only and not any(only in name for only in args.only):
@@ -248,18 +258,25 @@ def main() -> None:
         scene = SENSORS[CLIPS[name][1] if name in CLIPS else CAMERA_CLIPS[name][1]]
         truth = scene.truth()
         key_interval = float(run(KEYFRAMES, str(path)))
-        decode_s, decode_mb, _, decode_cpu = min(tuple(map(float, run(DECODE_LOOP, str(path)).split()))
-                                                 for _ in range(args.repeat))
+        loops = [tuple(map(float, run(DECODE_LOOP, str(path)).split())) for _ in range(args.repeat)]
+        decode_s, decode_mb, decode_cpu = min(l[0] for l in loops), loops[0][1], min(l[3] for l in loops)
         analyses = [json.loads(run(ANALYSIS, str(path))) for _ in range(args.repeat)]
         keys_s = min(float(run(KEYS_ONLY, str(path))) for _ in range(args.repeat))
-        analysis = min(analyses, key=lambda a: a["seconds"])
+        analysis = min(analyses, key=lambda a: a["cpu"])
         tp = match(analysis["events"], truth)
         f1 = scores(tp, len(analysis["events"]) - tp, len(truth) - tp)[2]
+        before = ""
+        if args.before:
+            old = min((json.loads(run(ANALYSIS, str(path), code_dir=args.before)) for _ in range(args.repeat)),
+                      key=lambda a: a["cpu"])
+            old_tp = match(old["events"], truth)
+            before = (f" {old['cpu'] / decode_cpu:6.2f}x "
+                      f"{scores(old_tp, len(old['events']) - old_tp, len(truth) - old_tp)[2]:5.2f}")
         per_hour[name] = analysis["cpu"] / scene.duration * 3600
         rows.append(f"{name:29} {scene.duration:5.0f} {scene.width}x{scene.height:<4} {key_interval:6.2f}s "
                     f"{decode_s:6.2f}s {analysis['seconds']:7.2f}s {analysis['seconds'] / decode_s:5.2f}x "
                     f"{analysis['cpu'] / decode_cpu:8.2f}x {per_hour[name]:7.0f} {analysis['frames']:6d} "
-                    f"{analysis['rss_mb']:7.0f} {decode_mb:9.0f} {f1:5.2f} {keys_s / decode_s:8.2f}x")
+                    f"{analysis['rss_mb']:7.0f} {decode_mb:9.0f} {f1:5.2f} {keys_s / decode_s:8.2f}x{before}")
         print(rows[-1], file=sys.stderr, flush=True)
     if args.render_only:
         return
