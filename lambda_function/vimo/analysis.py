@@ -179,20 +179,25 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     edge = max(SCREEN_EDGE, 2 * step)
     spans = sorted((max(start, _span_start(a, edge, step, sizes.keyframes)), min(end, b + edge))
                    for a, b in sizes.suspect if b + edge > start and a - edge < end)
-    keys, rotation = [], 0
+    keys: list[Sample] = []
     skip = [(max((k for k in sizes.keyframes if k <= a + 1e-6), default=a), b) for a, b in spans]
-    for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, skip=skip)):
-        rotation = sample.rotation
-        sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
-        keys.append(sample)
+
+    def keyframes():
+        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, skip=skip)):
+            tally.rotation = sample.rotation
+            sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
+            keys.append(sample)
+            yield sample
+
+    before = None
+    for motion in detect(keyframes(), min(1.0, options.sensitivity + SCREEN_SENSITIVITY), UsualChange(),
+                         learning=False):
+        if motion.hit and before is not None and not sizes.responds(before, motion.time):
+            return None  # the picture changed between two keyframes, and the sizes did not show it
+        before = motion.time
     if not tally.complete:
         tally.last_time = keys[-1].time if keys else 0.0
         return keys
-    sensitivity = min(1.0, options.sensitivity + SCREEN_SENSITIVITY)
-    motions = list(detect(keys, sensitivity, UsualChange(), learning=False))
-    for before, motion in zip(keys, motions[1:]):
-        if motion.hit and not sizes.responds(before.time, motion.time):
-            return None  # the picture changed between two keyframes, and the sizes did not show it
     merged: list[tuple[float, float]] = []
     for a, b in spans:
         # One stretch, if decoding the next one would start from a keyframe this one already passed.
@@ -213,8 +218,9 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
                 i += 1
         yield from keys[i:]
 
+    rotation = tally.rotation  # a shrunk keyframe is upright already, and says 0
     tally.restart()
-    tally.rotation = rotation  # a shrunk keyframe is upright already, and says 0
+    tally.rotation = rotation
     return tally(samples())
 
 
