@@ -176,7 +176,29 @@ def cases() -> list[Case]:
             width=w, height=h, duration=22.0, snow=1.0, noise=2.0, seed=125,
             actors=(crossing("car", 0.15, 10.0, 3.0, 0.90, left_to_right=False, seed=26, aspect=a),)),
             "heavy snow; a car crosses 10-13 s", encode={"bitrate": 800_000}),
+        # Camera streams as they come (variable bitrate with a cap, a keyframe every 4 s), where
+        # vimo screens by packet sizes and decodes only where something may have moved.
+        Case("brief_in_gop", Scene(
+            width=w, height=h, duration=24.0, noise=1.0, seed=126,
+            actors=(crossing("person", 0.35, 9.2, 1.5, 0.92, seed=27, aspect=a),)),
+            "denoised camera, keyframe every 4 s: a person runs across 9.2-10.7 s, between two keyframes",
+            encode=CAMERA_VBR),
+        Case("camera_gop4s", Scene(
+            width=w, height=h, duration=24.0, noise=1.0, seed=126,
+            actors=(crossing("person", 0.35, 9.2, 1.5, 0.92, seed=27, aspect=a),
+                    crossing("person", 0.20, 14.5, 8.0, 0.95, left_to_right=False, seed=28, aspect=a))),
+            "the same, and another person walks across 14.5-22.5 s (its frames cost little: the keyframes "
+            "show it, the sizes do not, so the sizes are not trusted)", encode=CAMERA_VBR),
+        Case("night_grain_gop4s", Scene(
+            width=w, height=h, duration=24.0, night=True, noise=8.0, seed=127,
+            actors=(crossing("person", 0.40, 9.0, 2.0, 0.92, seed=29, aspect=a),)),
+            "night grain, camera stream with a keyframe every 4 s: a person crosses 9-11 s", encode=CAMERA_VBR),
     ]
+
+
+# A camera's stream: variable bitrate with a cap, a keyframe every 4 s (at 25 fps).
+CAMERA_VBR = {"bitrate": 1_000_000, "gop": 100,
+              "options": {"preset": "veryfast", "crf": "23", "maxrate": "1000000", "bufsize": "2000000"}}
 
 
 def walk_in_stop_walk_out() -> Actor:

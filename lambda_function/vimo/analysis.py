@@ -20,12 +20,22 @@ from .errors import unsupported
 from .events import Event, build_events
 from .frames import Clip, Sample, VideoInfo, open_frames
 from .motion import UsualChange, detect
+from .screen import screen
 from .upload import Upload
 
 # Samples this far apart (seconds) are dense enough to find events among: motion that starts and
 # stops between two samples a second apart is too brief to matter on a contact sheet. Keyframes
 # at least this often are screened this far apart, however short the step.
 KEYFRAME_EVENTS_INTERVAL = 1.0
+# Screening long GOPs: two keyframes differ when a change this much more sensitive than the
+# request's stands between them (a miss costs more than a decode), and the stretch decoded around
+# what the packet sizes flag reaches SCREEN_EDGE seconds (at least two steps) beyond it, for the
+# still samples that time an event's edges.
+SCREEN_SENSITIVITY = 0.25
+SCREEN_EDGE = 1.0
+# Where the sizes say nothing moved, one keyframe per SCREEN_KEYFRAMES seconds (at least one per
+# group of pictures) is decoded: the still stretch's samples, and evidence of slow motion.
+SCREEN_KEYFRAMES = 4.0
 
 
 @dataclass
@@ -36,6 +46,9 @@ class Result:
     # False when the analysis stopped at its deadline; ``analyzed_until`` then says how far it got.
     complete: bool = True
     analyzed_until: float | None = None
+    # How the clip was decoded: "keyframes" (events found among them), "screened" (keyframes, and
+    # in full only where something may have moved), "full" (all but non-reference frames), "frames".
+    decoding: str = "keyframes"
 
     def to_dict(self) -> dict:
         origin = clock.parse(self.video.recorded_at)
@@ -62,8 +75,10 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
     ``KEYFRAME_EVENTS_INTERVAL`` (or two steps) apart, the events stand; the stretches around
     each one's start and end are then sampled at ``step`` to time them finely: from the keyframes
     in between, if the first pass took one a second, else by decoding those stretches, where the
-    first pass's samples are more than two steps apart. Sparser keyframes (long GOPs): the whole span is
-    decoded, skipping the frames no other frame depends on. ``deadline`` (a ``time.monotonic()``
+    first pass's samples are more than two steps apart. Sparser keyframes (long GOPs): the span is
+    screened by its packet sizes and decoded in full only where something may have moved
+    (``_screened``), or, where the sizes say nothing, decoded in full, skipping the frames no
+    other frame depends on; ``Result.decoding`` says which. ``deadline`` (a ``time.monotonic()``
     value) stops early with ``complete=False``; ``threads`` is the decoder's (0: all cores; a
     process of a pool decodes on one).
     """
@@ -88,9 +103,15 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
                                                               or spacing > options.step * 2):
                 for event in events:
                     _time_edges(event, clip, spacing, keyframes, options, usual, tally)
+        decoding = "keyframes"
         if tally.complete and interval > too_sparse:
             tally.restart()
-            events = find_events(tally(clip.samples(options.step, start, end)), options)
+            samples = _screened(clip, options, start, end, tally)
+            decoding = "full" if samples is None else "screened"
+            if samples is None:
+                tally.restart()
+                samples = tally(clip.samples(options.step, start, end))
+            events = find_events(samples, options)
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
 
@@ -101,7 +122,7 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
                           height=height, codec=clip.codec, frames_analyzed=tally.n,
                           recorded_at=_recorded_at(options, clip.recording_time()))
     return Result(events, video, round((time.perf_counter() - started) * 1000), tally.complete,
-                  None if tally.complete else tally.last_time)
+                  None if tally.complete else tally.last_time, decoding)
 
 
 def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None) -> list[Event]:
@@ -148,6 +169,78 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
     event.start, event.end = min(event.start, event.peak), max(event.end, event.peak)
 
 
+def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_Tally") -> Iterable[Sample] | None:
+    """The samples of a span with sparse keyframes, decoding in full only where something may
+    have moved, or None when the packets give no usable signal (see ``screen``): then the
+    caller decodes it all.
+
+    Each stretch whose packets cost more than a still scene's is decoded in full (one sample per
+    step) from the keyframe before it to ``SCREEN_EDGE`` beyond it; elsewhere one keyframe per
+    ``SCREEN_KEYFRAMES`` seconds is decoded, and those are the samples there, so that ``detect``
+    compares still with still and learns the usual motion from the whole span. Those keyframes
+    also check the sizes: wherever two of them differ, the sizes between them must have risen,
+    or they are not trusted and None is returned.
+    """
+    sizes = screen(clip.packets(start, end))
+    if sizes is None:
+        return None
+    step = options.step
+    edge = max(SCREEN_EDGE, 2 * step)
+    spans = sorted((max(start, _span_start(a, edge, step, sizes.keyframes)), min(end, b + edge))
+                   for a, b in sizes.suspect if b + edge > start and a - edge < end)
+    keys: list[Sample] = []
+    skip = [(max((k for k in sizes.keyframes if k <= a + 1e-6), default=a), b) for a, b in spans]
+
+    def keyframes():
+        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, skip=skip)):
+            tally.rotation = sample.rotation
+            sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
+            keys.append(sample)
+            yield sample
+
+    before = None
+    for motion in detect(keyframes(), min(1.0, options.sensitivity + SCREEN_SENSITIVITY), UsualChange(),
+                         learning=False):
+        if motion.hit and before is not None and not sizes.responds(before, motion.time):
+            return None  # the picture changed between two keyframes, and the sizes did not show it
+        before = motion.time
+    if not tally.complete:
+        tally.last_time = keys[-1].time if keys else 0.0
+        return keys
+    merged: list[tuple[float, float]] = []
+    for a, b in spans:
+        # One stretch, if decoding the next one would start from a keyframe this one already passed.
+        if merged and max((k for k in sizes.keyframes if k <= a + 1e-6), default=a) <= merged[-1][1] + 1e-6:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+
+    def samples():
+        i = 0
+        for a, b in merged:
+            while i < len(keys) and keys[i].time < a - 1e-6:
+                yield keys[i]
+                i += 1
+            yield from clip.samples(step, a, b)
+            while i < len(keys) and keys[i].time <= b + 1e-6:  # decoded again in the stretch
+                keys[i].release()
+                i += 1
+        yield from keys[i:]
+
+    rotation = tally.rotation  # a shrunk keyframe is upright already, and says 0
+    tally.restart()
+    tally.rotation = rotation
+    return tally(samples())
+
+
+def _span_start(suspect: float, edge: float, step: float, keyframes: list[float]) -> float:
+    """Where to start decoding a stretch that may hold motion from ``suspect`` on: ``edge`` before
+    it, on the step's grid; or from a keyframe at least a step before it, if one comes after that
+    (a stretch is decoded from the keyframe before it anyway, and a still sample is all it takes)."""
+    latest = max((k for k in keyframes if k <= suspect - step + 1e-6), default=-math.inf)
+    return latest if latest >= suspect - edge else math.floor((suspect - edge) / step + 1e-6) * step
+
+
 def analyze_frames(upload: Upload, settings: Settings) -> Result:
     started = time.perf_counter()
     options = upload.options
@@ -155,7 +248,7 @@ def analyze_frames(upload: Upload, settings: Settings) -> Result:
     samples, video = open_frames(upload.frames, times, settings, options.tile_width)
     video = dataclasses.replace(video, recorded_at=_recorded_at(options, None))
     events = find_events(samples, options)
-    return Result(events, video, round((time.perf_counter() - started) * 1000))
+    return Result(events, video, round((time.perf_counter() - started) * 1000), decoding="frames")
 
 
 def _recorded_at(options: Options, from_container) -> str | None:
@@ -182,7 +275,7 @@ class _Tally:
     def __call__(self, samples):
         for sample in self.again(samples):
             self.last_time = sample.time
-            self.rotation = sample.rotation
+            self.rotation = sample.rotation or self.rotation
             if self.progress is not None:
                 self.progress(sample.time)
             yield sample

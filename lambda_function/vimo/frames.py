@@ -8,6 +8,9 @@ decode. It offers two ways through a clip, and ``analysis`` picks:
 * ``Clip.samples``: decode a span fully, except for frames no other frame depends on
   (FFmpeg's ``skip_frame=NONREF``), and keep one frame per step.
 
+and ``Clip.packets``, which decodes nothing: every packet's time, size and whether it is a
+keyframe, from which ``screen`` tells where something may have moved.
+
 Times are presentation timestamps relative to the first frame, never frame index / nominal rate,
 so variable-frame-rate clips and files with wrong headers still get the right HH:MM:SS. Only the
 samples' small gray copies are made eagerly; the picture for a tile is made from the decoded frame
@@ -42,6 +45,15 @@ READ_TIMEOUT = 15
 
 _ROTATE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "MPO"}
+
+
+@dataclass(frozen=True)
+class Packet:
+    """What the demuxer says about a frame without decoding it."""
+
+    time: float  # presentation time, clip time
+    size: int  # bytes
+    key: bool
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,7 @@ class Clip:
             self._container.close()
             raise
         self.keyframe_interval = math.inf  # measured by keyframe_samples
+        self.frames_decoded = 0  # every frame the decoder gave back: the work done
         # swscale contexts cost more to set up than to run: one for gray copies, one for pictures.
         self._gray, self._pictures = VideoReformatter(), VideoReformatter()
 
@@ -221,14 +234,15 @@ class Clip:
     # -- the two ways through a clip -------------------------------------------------------------
 
     def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf,
-                         baseline: bool = True) -> Iterator[Sample]:
+                         baseline: bool = True, skip: Sequence[tuple[float, float]] = ()) -> Iterator[Sample]:
         """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
         no other packet but, with ``baseline``, the last keyframe before ``start`` (so that a clip
         cut into segments compares every pair of neighbouring keyframes exactly once; re-timing an
         edge from the keyframes around it needs no comparison before the first).
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
-        ``analysis`` whether events can be found among keyframes alone.
+        ``analysis`` whether events can be found among keyframes alone. Keyframes within the
+        ``(start, end)`` stretches of ``skip`` are not decoded (they will be, with those stretches).
         """
         self._seek(start)
         self._stream.codec_context.skip_frame = "DEFAULT"
@@ -250,7 +264,7 @@ class Clip:
                 for frame in self._decode(before):
                     yield self._sample(frame, origin)
                 before = None
-            if t + 1e-6 < next_time:
+            if t + 1e-6 < next_time or any(a - 1e-6 <= t <= b + 1e-6 for a, b in skip):
                 continue
             for frame in self._decode(packet):
                 yield self._sample(frame, origin)
@@ -275,6 +289,21 @@ class Clip:
                     continue
                 yield self._sample(frame, origin)
                 next_time = _next_on_grid(t, step)
+
+    def packets(self, start: float = 0.0, end: float = math.inf) -> list[Packet]:
+        """Every packet from the keyframe at or before ``start`` to ``end``, in presentation order,
+        decoding none (demuxing costs about a hundredth of decoding)."""
+        self._seek(start)
+        origin = self._origin()
+        packets = []
+        for packet in self._demux():
+            if packet.pts is None or packet.size == 0:
+                continue
+            t = float(packet.pts * self._stream.time_base) - origin
+            if t > end + 1e-6 and packet.is_keyframe:
+                break
+            packets.append(Packet(t, packet.size, bool(packet.is_keyframe)))
+        return sorted(packets, key=lambda p: p.time)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -315,9 +344,11 @@ class Clip:
 
     def _decode(self, packet):
         try:
-            return self._stream.codec_context.decode(packet)
+            frames = self._stream.codec_context.decode(packet)
         except av.FFmpegError:
             return []
+        self.frames_decoded += len(frames)
+        return frames
 
     def _time(self, frame, origin: float) -> float | None:
         if frame.pts is None:

@@ -1,0 +1,95 @@
+"""Screening long GOPs by packet sizes: decode in full only where something may have moved.
+
+Real encoded clips of ``test_data/scenes.py`` scenes, small and short: a denoised camera's stream
+(variable bitrate, a keyframe every 4 s) where a person runs across the view in 1.5 s between two
+keyframes, and the same scene as a constant-size stream (CBR with padding and intra refresh), whose
+packet sizes say nothing, so the analysis must decode it all as before.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import TEST_DATA
+from vimo import analysis
+from vimo.analysis import analyze_clip
+from vimo.config import Options, Settings
+from vimo.frames import Clip
+from vimo.screen import screen
+
+sys.path.insert(0, str(TEST_DATA))
+from scenes import Scene, crossing, encode  # noqa: E402
+
+WIDTH, HEIGHT = 320, 180
+# A person runs across the view from 6.2 to 7.7 s: after the keyframe at 4 s, before the one at 8 s.
+SCENE = Scene(width=WIDTH, height=HEIGHT, duration=12.0, noise=1.0, seed=5,
+              actors=(crossing("person", 0.35, 6.2, 1.5, 0.92, seed=3, aspect=WIDTH / HEIGHT),))
+TRUTH = (6.2, 7.7)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("screen")
+    return {
+        # Variable bitrate as cameras send it: a still scene costs little.
+        "camera": encode(SCENE, folder / "camera.mp4", gop=100, options={"crf": "23", "preset": "veryfast"}),
+        # Every packet the same size: CBR padding, intra refresh instead of keyframes.
+        "constant": encode(SCENE, folder / "constant.mp4", bitrate=300_000, gop=100, options={
+            "preset": "veryfast", "maxrate": "300000", "bufsize": "20000", "x264-params": "nal-hrd=cbr:intra-refresh=1"}),
+    }
+
+
+def analyse(path, **kwargs):
+    clip = Clip(str(path), Settings())
+    result = analyze_clip(clip, Options(), Settings(), **kwargs)
+    return result, clip.frames_decoded
+
+
+def assert_found(result):
+    [event] = result.events
+    assert abs(event.start - TRUTH[0]) <= 1.0 and abs(event.end - TRUTH[1]) <= 1.0, result.events
+
+
+def test_a_brief_crossing_between_two_keyframes_is_found_by_its_packet_sizes(clips):
+    """The keyframes before and after show the same still street; the sizes of the frames between
+    them are the only evidence, and the stretch they flag is decoded and the event found."""
+    packets = Clip(str(clips["camera"]), Settings()).packets()
+    sizes = screen(packets)
+    assert sizes is not None
+    assert [k for k in sizes.keyframes] == pytest.approx([0.0, 4.0, 8.0])
+    assert sizes.responds(4.0, 8.0) and not sizes.responds(9.0, 12.0)
+    result, _ = analyse(clips["camera"])
+    assert result.decoding == "screened"
+    assert_found(result)
+
+
+def test_a_mostly_still_clip_decodes_far_fewer_frames(clips, monkeypatch):
+    """The same clip decoded in full (as before screening) takes more than twice the frames, and
+    finds the same event."""
+    screened, screened_frames = analyse(clips["camera"])
+    monkeypatch.setattr(analysis, "screen", lambda packets: None)
+    full, full_frames = analyse(clips["camera"])
+    assert full.decoding == "full"
+    assert_found(full)
+    assert [e.to_dict() for e in screened.events] == [e.to_dict() for e in full.events]
+    assert screened_frames < 0.6 * full_frames, (screened_frames, full_frames)
+
+
+def test_constant_size_packets_fall_back_to_decoding_it_all(clips):
+    """CBR padding: every inter packet is the same size, so sizes cannot tell still from moving."""
+    assert screen(Clip(str(clips["constant"]), Settings()).packets()) is None
+    result, frames = analyse(clips["constant"])
+    assert result.decoding == "full"
+    assert frames >= 0.9 * SCENE.duration * SCENE.fps / 2  # all but non-reference frames
+    assert_found(result)
+
+
+def test_segments_are_screened_on_their_own(clips):
+    """A segment of a clip (``start``/``end``, as ``segments`` cuts long clips) is screened from
+    its own packets: the event lies in the second one only."""
+    first, _ = analyse(clips["camera"], end=4.0)
+    second, _ = analyse(clips["camera"], start=4.0)
+    assert first.events == [] and second.decoding == "screened"
+    assert_found(second)
