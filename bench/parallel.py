@@ -93,7 +93,7 @@ def main() -> int:
 
     from vimo.analysis import analyze_clip
     from vimo.config import Options, Settings
-    from vimo.segments import run_local
+    from vimo.runners import run_local
 
     path = clip(args.gop)
     options, settings = Options(format="json"), Settings()

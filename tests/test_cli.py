@@ -225,9 +225,9 @@ def test_progress_of_one_long_clip_cut_into_segments(two_clips, tmp_path):
 
 
 def test_segments_report_the_seconds_done_summed_over_the_pool(two_clips):
-    """The relay of segments.run_local: every segment's progress reaches the parent, summed."""
+    """The relay of runners.run_local: every segment's progress reaches the parent, summed."""
     from vimo.config import Options, Settings
-    from vimo.segments import run_local
+    from vimo.runners import run_local
 
     seen = []
     result = run_local(str(two_clips / "yard.mp4"), Options(), Settings(segment_seconds=3), 12.0, workers=2,

@@ -30,7 +30,7 @@ def test_segments_run_on_the_dask_workers(cluster, big_clip, monkeypatch):
     settings = Settings.from_env()
     fractions = []
     with Client(cluster.scheduler_address, set_as_default=False) as client, get_task_stream(client) as stream:
-        result = runners.analyze(str(big_clip), Options(), settings, fractions.append)
+        result = runners.analyze_job_clip(str(big_clip), Options(), settings, fractions.append)
     segments = [task for task in stream.data if task["key"].startswith("analyze_segment")]
     # 48 s in 8 s segments, each on one of the cluster's worker processes (not this one).
     assert len(segments) == 6 == len(fractions) and fractions[-1] == 1

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import TEST_DATA, body_json, invoke, multipart_event, write_square_clip
-from vimo import segments
+from vimo import runners, segments
 from vimo.analysis import analyze_clip, analyze_frames
 from vimo.config import Options, Settings
 from vimo.montage import BOX, GAP, render
@@ -265,7 +265,7 @@ def test_segments_get_the_regions_and_keep_the_boxes(tmp_path):
     options = Options.parse({"regions": "0,0.3 0.5,0.3 0.5,0.7 0,0.7"})
     serial = analyze_clip(clip, options, Settings())
     assert len(serial.events) == 2 and all(e.box[0] + e.box[2] <= 0.51 for e in serial.events)
-    pooled = segments.analyze(clip, options, Settings(segment_seconds=2.0, workers=2, fanout_threshold=5.0))
+    pooled = runners.analyze(clip, options, Settings(segment_seconds=2.0, workers=2, fanout_threshold=5.0))
     assert [(round(e.peak, 2), e.box) for e in pooled.events] == [(round(e.peak, 2), e.box) for e in serial.events]
     assert segments.options_from_dict(json.loads(json.dumps(segments.options_to_dict(options)))) == options
     wired = segments.result_from_dict(json.loads(json.dumps(segments.result_to_dict(serial, 24))))

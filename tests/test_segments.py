@@ -23,7 +23,7 @@ from PIL import Image
 
 from conftest import FakeContext, serving_files, write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
-from vimo import segments
+from vimo import runners, segments
 from vimo.analysis import analyze_clip
 from vimo.config import Options, Settings
 from vimo.errors import ApiError
@@ -182,7 +182,7 @@ def test_local_pool_gives_the_serial_events(long_clip):
     settings = Settings(segment_seconds=2.0, workers=2, fanout_threshold=5.0)
     serial = analyze_clip(long_clip, options, settings)
     assert len(serial.events) == 2
-    result = segments.analyze(long_clip, options, settings)  # 12 s over 2 workers: 6 segments of 2 s
+    result = runners.analyze(long_clip, options, settings)  # 12 s over 2 workers: 6 segments of 2 s
     assert_similar_events(result.events, serial.events, options.step)
     assert result.complete
     assert all(e.tile is not None for e in result.events)
@@ -196,8 +196,8 @@ def test_short_clips_are_not_cut(long_clip, monkeypatch):
     opens = []
     real_open = Clip._open
     monkeypatch.setattr(Clip, "_open", lambda self: opens.append(self) or real_open(self))
-    monkeypatch.setattr(segments, "run_local", lambda *a, **k: pytest.fail("a short clip was cut"))
-    result = segments.analyze(long_clip, Options(), Settings(workers=2, fanout_threshold=60.0))
+    monkeypatch.setattr(runners, "run_local", lambda *a, **k: pytest.fail("a short clip was cut"))
+    result = runners.analyze(long_clip, Options(), Settings(workers=2, fanout_threshold=60.0))
     assert len(result.events) == 2
     assert len(opens) == 1
 
@@ -273,7 +273,7 @@ def test_fan_out_invokes_itself_per_segment_and_merges(long_clip):
     assert plan == [(0.0, 4.0), (4.0, 8.0), (8.0, math.inf)]
     router = Router(real_answers(long_clip, plan, options))
 
-    result = segments.run_lambda(SOURCE, options, settings, duration, FakeContext(20_000), client=router)
+    result = runners.run_lambda(SOURCE, options, settings, duration, FakeContext(20_000), client=router)
 
     router.assert_all_used()
     assert sorted(r["vimo_segment"]["start"] for r in router.requests) == [0.0, 4.0, 8.0]
@@ -282,7 +282,7 @@ def test_fan_out_invokes_itself_per_segment_and_merges(long_clip):
         assert set(request) == {"vimo_segment"} and job["source"] == SOURCE
         assert segments.options_from_dict(job["options"]) == options
         assert job["end"] == dict(plan)[job["start"]] or (job["end"] is None and job["start"] == 8.0)
-        assert 0 < job["budget_ms"] <= 20_000 - segments.RESPONSE_RESERVE * 1000
+        assert 0 < job["budget_ms"] <= 20_000 - runners.RESPONSE_RESERVE * 1000
     assert router.most_in_flight <= 3
     serial = analyze_clip(long_clip, options, Settings())
     assert len(serial.events) == 2
@@ -298,7 +298,7 @@ def test_fan_out_respects_the_concurrency_limit():
                                       "frames_analyzed": 10}, "elapsed_ms": 5, "complete": True, "analyzed_until": None}
     # segment_length(12, 2 slots, 1 s) = 6 s: two segments; slow them so both overlap
     router = Router({start: invoke_response(answer) for start, _ in plan}, delays={0.0: 0.3, 6.0: 0.3})
-    result = segments.run_lambda(SOURCE, options, settings, 12.0, FakeContext(20_000), client=router)
+    result = runners.run_lambda(SOURCE, options, settings, 12.0, FakeContext(20_000), client=router)
     assert router.most_in_flight == 2 and result.video.frames_analyzed == 20 and result.events == []
 
 
@@ -308,8 +308,8 @@ def test_fan_out_stops_at_its_deadline_and_says_how_far_it_got(long_clip):
     answers = real_answers(long_clip, plan, options)
     router = Router(answers, delays={8.0: 5.0})  # the last segment does not answer in time
     started = time.monotonic()
-    result = segments.run_lambda(SOURCE, options, Settings(segment_seconds=4.0, fanout_concurrency=3), 12.0,
-                                 FakeContext(int((segments.RESPONSE_RESERVE + 1.0) * 1000)), client=router)
+    result = runners.run_lambda(SOURCE, options, Settings(segment_seconds=4.0, fanout_concurrency=3), 12.0,
+                                 FakeContext(int((runners.RESPONSE_RESERVE + 1.0) * 1000)), client=router)
     assert time.monotonic() - started < 3.5
     assert not result.complete and result.analyzed_until == 8.0
     # the first crossing (2.2-5.2 s, across the boundary at 4 s); the second was in the lost part
@@ -322,7 +322,7 @@ def test_a_worker_refusal_is_the_answer():
     refusal = {"error": {"status": 415, "code": "not_a_video", "message": "No frame of the video could be decoded."}}
     router = Router({0.0: invoke_response(refusal), 6.0: invoke_response(refusal)})
     with pytest.raises(ApiError) as error:
-        segments.run_lambda(SOURCE, Options(), Settings(segment_seconds=6.0, fanout_concurrency=2), 12.0,
+        runners.run_lambda(SOURCE, Options(), Settings(segment_seconds=6.0, fanout_concurrency=2), 12.0,
                             FakeContext(20_000), client=router)
     assert (error.value.status, error.value.code) == (415, "not_a_video")
 
@@ -331,7 +331,7 @@ def test_a_worker_crash_is_a_502():
     crash = {"errorMessage": "boom", "errorType": "RuntimeError"}
     router = Router({0.0: invoke_response(crash, "Unhandled"), 6.0: invoke_response(crash, "Unhandled")})
     with pytest.raises(ApiError) as error:
-        segments.run_lambda(SOURCE, Options(), Settings(segment_seconds=6.0, fanout_concurrency=2), 12.0,
+        runners.run_lambda(SOURCE, Options(), Settings(segment_seconds=6.0, fanout_concurrency=2), 12.0,
                             FakeContext(20_000), client=router)
     assert (error.value.status, error.value.code) == (502, "segment_failed")
 
@@ -357,14 +357,14 @@ def test_run_segment_reads_its_part_from_s3(s3_bucket, long_clip, monkeypatch):
     options = Options()
     event = {"vimo_segment": {"source": {"s3_key": key}, "start": 6.0, "end": None,
                               "options": segments.options_to_dict(options), "budget_ms": 20_000}}
-    answer = segments.run_segment(json.loads(json.dumps(event)), FakeContext(30_000))
+    answer = runners.run_segment(json.loads(json.dumps(event)), FakeContext(30_000))
     json.dumps(answer)  # JSON all the way
     result = segments.result_from_dict(answer)
     assert result.complete and len(result.events) == 1 and 8.5 <= result.events[0].peak <= 10.5
     assert result.events[0].start >= 6.0 and result.events[0].tile.width == 160  # the clip's own width
 
     bad = dict(event["vimo_segment"], source={"s3_key": "montages/x.jpg"})
-    assert segments.run_segment({"vimo_segment": bad}, FakeContext())["error"]["code"] == "bad_s3_key"
+    assert runners.run_segment({"vimo_segment": bad}, FakeContext())["error"]["code"] == "bad_s3_key"
 
 
 
@@ -375,10 +375,10 @@ def test_analyze_source_from_a_movie_url(long_clip, tmp_path):
     with serving_files(long_clip.parent) as base:
         url = f"{base}/{long_clip.name}"
         settings = Settings(allow_loopback_urls=True, fanout="off")
-        result = segments.analyze_source({"movie_url": url}, tmp_path, Options(), settings, time.monotonic() + 15)
+        result = runners.analyze_source({"movie_url": url}, tmp_path, Options(), settings, time.monotonic() + 15)
         assert len(result.events) == 2 and (tmp_path / "clip").stat().st_size == long_clip.stat().st_size
         with pytest.raises(ApiError) as refused:  # the same URL without the loopback allowance
-            segments.analyze_source({"movie_url": url}, tmp_path, Options(), Settings())
+            runners.analyze_source({"movie_url": url}, tmp_path, Options(), Settings())
         assert refused.value.code == "forbidden_url"
 
 
@@ -388,9 +388,9 @@ def test_a_long_movie_url_on_lambda_is_stored_once_and_fanned_out(s3_bucket, lon
                         fanout_threshold=5.0, segment_seconds=2.0, fanout_concurrency=3)
     plan = segments.plan_segments(12.0, segments.segment_length(12.0, 3, 2.0), options.step)
     router = Router(real_answers(long_clip, plan, options))
-    monkeypatch.setattr(segments, "lambda_client", lambda **kwargs: router)
+    monkeypatch.setattr(runners, "lambda_client", lambda **kwargs: router)
     with serving_files(long_clip.parent) as base:
-        result = segments.analyze_source({"movie_url": f"{base}/{long_clip.name}"}, tmp_path, options, settings,
+        result = runners.analyze_source({"movie_url": f"{base}/{long_clip.name}"}, tmp_path, options, settings,
                                          context=FakeContext(20_000))
     router.assert_all_used()
     [key] = {r["vimo_segment"]["source"]["s3_key"] for r in router.requests}
@@ -404,5 +404,5 @@ def test_analyze_source_from_an_upload_in_segments(s3_bucket, long_clip, tmp_pat
     s3_bucket.client.upload_file(str(long_clip), s3_bucket.name, key)
     settings = Settings(results_bucket=s3_bucket.name, fanout="local", workers=2, fanout_threshold=5.0,
                         segment_seconds=3.0)
-    result = segments.analyze_source({"s3_key": key}, tmp_path, Options(), settings)  # 4 segments, over HTTP
+    result = runners.analyze_source({"s3_key": key}, tmp_path, Options(), settings)  # 4 segments, over HTTP
     assert len(result.events) == 2 and result.complete

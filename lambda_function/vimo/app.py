@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from .config import Settings
 from .delivery import error_response, json_response, respond
 from .errors import ApiError
-from .segments import SEGMENT_KEY, analyze_upload, lambda_deadline, run_segment
+from .runners import SEGMENT_KEY, analyze_upload, lambda_deadline, run_segment
 from .sources import presign_upload
 from .upload import parse_event
 
@@ -111,7 +111,7 @@ def _base_url() -> str:
 
 
 def _deadline() -> float | None:
-    """When analysis must stop, when running on Lambda (see ``segments.lambda_deadline``)."""
+    """When analysis must stop, when running on Lambda (see ``runners.lambda_deadline``)."""
     context = app.lambda_context
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return None

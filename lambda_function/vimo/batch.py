@@ -4,7 +4,7 @@ cores, with progress bars on a terminal. Only the command line uses this module.
 How the clips share the cores is decided once per batch, so that pools never nest: with at least
 as many clips as workers, a process pool analyses one clip per worker, each in one pass decoded on
 one core; with fewer (one long recording, two cameras), the clips are taken one after another and
-each may be cut into segments over all cores by ``segments.analyze``. A clip that fails gets its
+each may be cut into segments over all cores by ``runners.analyze``. A clip that fails gets its
 error in its own line and the rest go on.
 """
 
@@ -90,7 +90,7 @@ def analyze_one(clip: Path, sheet: Path | None, options: Options, settings: Sett
     or ``{"file", "error": {"code", "message"}}`` if it could not be."""
     from .analysis import analyze_clip
     from .montage import contact_sheet
-    from .segments import analyze
+    from .runners import analyze
 
     try:
         if fan_out:
@@ -122,7 +122,7 @@ def run(clips: Sequence[Path], sheets: Sequence[Path | None], options: Options, 
             lines[index] = analyze_one(clip, sheet, options, settings, fan_out=True, progress=progress)
             _done(bars, index, lines[index], emit)
         return lines
-    spawn = multiprocessing.get_context("spawn")  # not fork: see segments.run_local
+    spawn = multiprocessing.get_context("spawn")  # not fork: see runners.run_local
     reports = spawn.Queue() if bars is not None else None
     pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(clips)), mp_context=spawn,
                                                   initializer=_report_to, initargs=(reports,))
@@ -178,7 +178,7 @@ def _report_to(reports) -> None:
 
 
 def _pool_one(index: int, clip: Path, sheet: Path | None, options: Options, settings: Settings) -> dict:
-    from .segments import reporter
+    from .runners import reporter
 
     progress = None if _reports is None else reporter(_reports, index)
     return analyze_one(clip, sheet, options, settings, fan_out=False, progress=progress)

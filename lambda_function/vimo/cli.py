@@ -180,7 +180,7 @@ def _duration(raw: str) -> float:
 
 def _analyze(args, options: Options) -> int:
     from .batch import Bars, UsageError, expand, is_burst, run, sheet_paths
-    from .segments import local_workers
+    from .runners import local_workers
 
     files = expand(args.files)
     burst = is_burst(files)

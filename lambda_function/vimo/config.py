@@ -254,7 +254,7 @@ class Settings:
     # private, link-local and other non-public addresses are refused whatever this says.
     allow_loopback_urls: bool = False
 
-    # -- long clips, cut into segments analysed in parallel (segments.py) --
+    # -- long clips, cut into segments analysed in parallel (segments.py, runners.py) --
     # The shortest segment worth a worker of its own, and the clip length from which a clip is cut
     # at all. Measured (bench/parallel.py): 720p at 15 fps, decoded in full, costs ~1 s of one core
     # per 16 s of clip; starting a segment costs ~1.5 s on Lambda (1.1 s import, opening the clip

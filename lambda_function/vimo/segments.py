@@ -1,15 +1,10 @@
-"""Long clips, cut into time segments analysed in parallel, and the events merged back.
+"""Long clips: cut into time segments (``plan_segments``), and the segments' results merged back
+(``merge``, ``combine``), with the wire format a segment's result travels in between processes.
 
 An hour of camera footage takes minutes to decode on one core, so a clip longer than
-``settings.fanout_threshold`` seconds is cut into segments (``plan_segments``), each analysed on its
-own (``analysis.analyze_clip`` with ``start``/``end``), and the events of all segments merged
-(``merge``). Where the segments run:
-
-* on this machine (the CLI, ``make run``): a process pool over all cores (``run_local``);
-* on AWS Lambda: the function invokes itself once per segment, synchronously (RequestResponse), at
-  most ``settings.fanout_concurrency`` at a time (``run_lambda``); each invocation arrives at
-  ``app.lambda_handler`` as ``{"vimo_segment": {...}}``, which it hands to ``run_segment`` before
-  Powertools sees it. Segment workers never fan out again.
+``settings.fanout_threshold`` seconds is cut into segments, each analysed on its own
+(``analysis.analyze_clip`` with ``start``/``end``). Where they run (a process pool, Lambda invoking
+itself, a Dask cluster, Step Functions) is ``runners``' decision, not this module's.
 
 Merging: each pair of neighbouring samples is compared in exactly one segment (a segment starts
 from the sample, or keyframe, on or before its start), so a hit is never counted twice; an event
@@ -24,50 +19,30 @@ events as small base64 JPEGs (a 320-pixel tile is ~20 KB), and no others: any ev
 final montage is among the strongest ``max_tiles`` of its own segment. That keeps a segment's answer
 far below Lambda's 6 MB response limit, and the parent never decodes a frame again.
 
-Deadlines: every runner takes a ``deadline`` (``time.monotonic()``, which is the same clock in every
-process of a machine); a segment cut short reports ``complete=False`` and how far it got, a segment
-that never answered is left out, and the merged result says ``complete: false`` with
-``analyzed_until`` the end of the stretch from the start of the clip that was analysed completely.
+A segment cut short by its deadline reports ``complete=False`` and how far it got, a segment that
+never answered is ``None``, and the combined result says ``complete: false`` with ``analyzed_until``
+the end of the stretch from the start of the clip that was analysed completely.
 """
 
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import dataclasses
 import io
 import json
 import math
-import multiprocessing
-import os
-import threading
-import time
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from PIL import Image
 
-from .analysis import Result, analyze_clip, analyze_frames
-from .config import LAMBDA_PAYLOAD_LIMIT, Options, Settings
+from .analysis import Result
+from .config import LAMBDA_PAYLOAD_LIMIT, Options
 from .errors import ApiError
 from .events import Event
-from .frames import Clip, VideoInfo
-from .sources import fetch_url, open_s3_clip, store_source
-from .upload import Upload
+from .frames import VideoInfo
 
-# Local pool: this many segments per worker, so that a segment full of motion (decoded in full)
-# does not leave the other cores idle at the end.
-SEGMENTS_PER_WORKER = 3
-# Lambda: seconds the handler keeps back from its invocation's timeout to merge segments, render
-# the montage and answer (its analysis deadline leaves this much), and seconds a segment worker
-# keeps before its own timeout.
-RESPONSE_RESERVE = 3.0
-SEGMENT_MARGIN = 1.5
-# Local pool: seconds past the deadline to wait for segments that are stopping at it.
-LOCAL_GRACE = 2.0
 # A segment's answer stays below this (Lambda refuses responses over 6 MB).
 SEGMENT_PAYLOAD_LIMIT = LAMBDA_PAYLOAD_LIMIT - 512 * 1024
-SEGMENT_KEY = "vimo_segment"
 
 
 # -- planning and merging ------------------------------------------------------------------------------
@@ -160,253 +135,6 @@ def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Opt
         analyzed_until = end
     return Result(events, video, elapsed_ms, complete, None if complete else analyzed_until)
 
-
-# -- deciding ------------------------------------------------------------------------------------------
-
-
-def analyze(clip: str | Path, options: Options, settings: Settings, deadline: float | None = None,
-            s3_key: str | Callable[[], str] | None = None, context=None,
-            progress: Callable[[float], None] | None = None):
-    """A clip's ``Result``: in one pass, or in segments when it is long enough to be worth it.
-
-    ``clip`` is what FFmpeg opens (a local path or a presigned S3 URL), once whichever way it goes.
-    On Lambda (``settings.fanout == "lambda"``) segments need an ``s3_key`` every worker can read
-    (or a function that stores the clip and returns one, called only when the clip is long enough)
-    and the invocation's ``context`` (for the function's ARN); without them the clip is analysed in
-    one pass. ``progress`` (a progress bar's) is called with the seconds of the clip analysed so far,
-    summed over the segments on a local pool.
-    """
-
-    on_lambda = settings.fanout == "lambda" and s3_key is not None and context is not None
-    on_pool = settings.fanout == "local" and local_workers(settings) > 1
-    if not (on_lambda or on_pool):  # one pass whatever the length
-        return analyze_clip(clip, options, settings, deadline=deadline, progress=progress)
-    opened = Clip(str(clip), settings)
-    duration = opened.duration_hint()
-    if duration < settings.fanout_threshold:
-        return analyze_clip(opened, options, settings, deadline=deadline, progress=progress)
-    opened.close()
-    if on_lambda:
-        key = s3_key() if callable(s3_key) else s3_key
-        return run_lambda({"s3_key": key}, options, settings, duration, context, deadline=deadline)
-    return run_local(str(clip), options, settings, duration, deadline=deadline, progress=progress)
-
-
-def analyze_upload(upload: Upload, workdir: Path, settings: Settings, deadline: float | None = None, context=None):
-    """Any request's media analysed: a clip sent by reference, a clip in the body (written to
-    ``workdir``, never under the client's name), or a burst of frames."""
-
-    if upload.source is not None:
-        return analyze_source(upload.source, workdir, upload.options, settings, deadline, context)
-    if upload.clip is not None:
-        path = Path(workdir) / "clip"
-        path.write_bytes(upload.clip.data)
-        return analyze(path, upload.options, settings, deadline, context=context)
-    return analyze_frames(upload, settings)
-
-
-def analyze_source(source: dict, workdir: Path, options: Options, settings: Settings, deadline: float | None = None,
-                   context=None):
-    """A clip sent by reference, ``{"s3_key": ...}`` or ``{"movie_url": ...}``, analysed (the handler's
-    entry point for JSON requests).
-
-    An upload is opened by FFmpeg over HTTP through a presigned URL; a movie_url is downloaded to
-    ``workdir`` by the SSRF-safe fetcher first (see ``sources``). On Lambda, a long fetched clip is
-    copied to S3 so that the segment workers can read it.
-    """
-
-    if "s3_key" in source:
-        key = source["s3_key"]
-        return analyze(open_s3_clip(key, settings), options, settings, deadline, s3_key=key, context=context)
-    path = Path(workdir) / "clip"  # never the URL's file name
-    fetch_url(source["movie_url"], path, settings, deadline)
-    store = (lambda: store_source(path, settings)) if settings.results_bucket else None
-    return analyze(path, options, settings, deadline, s3_key=store, context=context)
-
-
-def lambda_deadline(context) -> float:
-    """When an invocation's analysis must stop (``time.monotonic()`` seconds) so that what it found
-    is still merged, rendered and returned before Lambda's timeout kills it."""
-    return time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE
-
-
-def local_workers(settings: Settings) -> int:
-    return settings.workers or os.cpu_count() or 1
-
-
-# -- local: a process pool -----------------------------------------------------------------------------
-
-
-def run_local(clip: str, options: Options, settings: Settings, duration: float, deadline: float | None = None,
-              workers: int | None = None, progress: Callable[[float], None] | None = None):
-    """Analyse the clip's segments on a pool of ``workers`` processes (default: one per core);
-    ``progress`` is called (from a thread) with the seconds analysed so far, summed over segments."""
-    started = time.perf_counter()
-    workers = workers or local_workers(settings)
-    plan = plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER, settings.segment_seconds),
-                         options.step)
-    # spawn, not fork: the parent has opened the clip (FFmpeg's threads) and may run in a threaded
-    # server; a forked copy of those is not safe.
-    spawn = multiprocessing.get_context("spawn")
-    reports = spawn.Queue() if progress else None
-    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(plan)), mp_context=spawn,
-                                                  initializer=_report_to, initargs=(reports,))
-    relay = threading.Thread(target=_relay, args=(reports, plan, progress), name="progress", daemon=True)
-    if reports is not None:
-        relay.start()
-    try:
-        futures = [pool.submit(_analyze_segment, clip, options, settings, start, end, deadline, index)
-                   for index, (start, end) in enumerate(plan)]
-        for index, future in enumerate(futures if reports is not None else ()):
-            future.add_done_callback(lambda _, index=index: reports.put((index, math.inf)))
-        results = _collect(futures, deadline, grace=LOCAL_GRACE)
-    finally:
-        # Segments still running past the deadline stop at it by themselves; do not wait for them.
-        pool.shutdown(wait=False, cancel_futures=True)
-        if reports is not None:
-            reports.put(None)
-            relay.join(1.0)
-    return combine(results, plan, options, round((time.perf_counter() - started) * 1000))
-
-
-def _analyze_segment(clip, options, settings, start, end, deadline, index=0):
-
-    # One decoder thread per process: the pool is the parallelism, and threads on top of it only
-    # contend for the same cores.
-    progress = None if _reports is None else reporter(_reports, index)
-    return analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline, threads=1,
-                        progress=progress)
-
-
-# Progress from pool processes: each sends (index, sample time) on a queue given to the pool's
-# initializer (a multiprocessing queue can only reach a process that way), at most every REPORT_EVERY
-# seconds; a thread of the parent relays the sum.
-REPORT_EVERY = 0.2
-_reports = None
-
-
-def _report_to(queue) -> None:
-    global _reports
-    _reports = queue
-
-
-def reporter(queue, index: int) -> Callable[[float], None]:
-    """A ``progress`` callback that puts ``(index, seconds)`` on ``queue``, at most every REPORT_EVERY s."""
-    last = -math.inf
-
-    def report(seconds: float) -> None:
-        nonlocal last
-        if time.monotonic() - last >= REPORT_EVERY:
-            last = time.monotonic()
-            queue.put((index, seconds))
-
-    return report
-
-
-def _relay(reports, plan, progress: Callable[[float], None]) -> None:
-    done = [0.0] * len(plan)
-    for index, seconds in iter(reports.get, None):  # inf: that segment is done
-        start, end = plan[index]
-        done[index] = min(max(0.0, seconds - start), end - start) if math.isfinite(end) or math.isfinite(seconds) \
-            else done[index]
-        progress(sum(done))
-
-
-def _collect(futures: list, deadline: float | None, grace: float = 0.0) -> list:
-    """Each future's result, in order; ``None`` for those not done by ``deadline`` (+ ``grace``).
-    An ``ApiError`` from any segment (the clip is not a video, ...) is the whole request's answer."""
-    timeout = None if deadline is None else max(0.0, deadline + grace - time.monotonic())
-    done, _ = concurrent.futures.wait(futures, timeout=timeout)
-    results = []
-    for future in futures:
-        if future not in done:
-            future.cancel()
-            results.append(None)
-        else:
-            results.append(future.result())
-    return results
-
-
-# -- AWS Lambda: the function invokes itself -----------------------------------------------------------
-
-
-def run_lambda(source: dict, options: Options, settings: Settings, duration: float, context,
-               deadline: float | None = None, client=None):
-    """Analyse the clip's segments in parallel invocations of this same function.
-
-    Each segment is one synchronous ``Invoke`` of ``context.invoked_function_arn`` (the very version
-    or alias that is running, so parent and workers never disagree on the code), at most
-    ``settings.fanout_concurrency`` in flight. Workers are told how long they may take, and finish
-    with what they have before the parent must answer.
-    """
-    started = time.perf_counter()
-    deadline = lambda_deadline(context) if deadline is None else deadline
-    budget = deadline - time.monotonic()
-    slots = max(1, settings.fanout_concurrency)
-    plan = plan_segments(duration, segment_length(duration, slots, settings.segment_seconds), options.step)
-    client = client or lambda_client(read_timeout=max(1.0, budget) + 5)
-    function = context.invoked_function_arn
-    options_payload = options_to_dict(options)
-
-    from botocore.exceptions import BotoCoreError, ClientError  # only Lambda fan-outs need botocore
-
-    def invoke(start: float, end: float) -> object:
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        payload = {SEGMENT_KEY: {"source": source, "start": start, "end": None if math.isinf(end) else end,
-                                 "options": options_payload, "budget_ms": remaining_ms}}
-        try:
-            response = client.invoke(FunctionName=function, InvocationType="RequestResponse",
-                                     Payload=json.dumps(payload).encode())
-        except (BotoCoreError, ClientError) as exc:  # throttled, timed out, not allowed
-            raise ApiError(502, "segment_failed", f"Analysing the clip from {start:.0f} s failed: {exc}") from None
-        body = response["Payload"].read()
-        if response.get("FunctionError"):
-            raise ApiError(502, "segment_failed", f"Analysing the clip from {start:.0f} s failed: "
-                                                  f"{body[:300].decode('utf-8', 'replace')}")
-        return result_from_dict(json.loads(body))
-
-    pool = concurrent.futures.ThreadPoolExecutor(min(slots, len(plan)), thread_name_prefix="segment")
-    try:
-        futures = [pool.submit(invoke, start, end) for start, end in plan]
-        # A worker answers within its budget; a little grace covers the network around it.
-        results = _collect(futures, deadline, grace=RESPONSE_RESERVE / 2)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # never wait on a worker that is past its time
-    return combine(results, plan, options, round((time.perf_counter() - started) * 1000))
-
-
-def lambda_client(read_timeout: float = 900.0):
-    """A Lambda client whose read timeout outlasts a segment (botocore's default, 60 s, may not)."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(read_timeout=read_timeout, connect_timeout=5, tcp_keepalive=True,
-                    retries={"mode": "standard", "total_max_attempts": 3},
-                    max_pool_connections=64)
-    return boto3.session.Session().client("lambda", config=config)
-
-
-def run_segment(event: dict, context) -> dict:
-    """The worker's side: analyse one segment and answer with JSON; a failure is an error object,
-    so that the parent can tell a refusal from a crash without parsing Lambda's error format."""
-
-    try:
-        spec = event[SEGMENT_KEY]
-        settings = Settings.from_env()
-        options = options_from_dict(spec["options"])
-        start = float(spec["start"])
-        end = math.inf if spec.get("end") is None else float(spec["end"])
-        seconds = context.get_remaining_time_in_millis() / 1000 - SEGMENT_MARGIN
-        if spec.get("budget_ms") is not None:
-            seconds = min(seconds, spec["budget_ms"] / 1000 - SEGMENT_MARGIN)
-        deadline = time.monotonic() + max(0.0, seconds)
-        clip = open_s3_clip(spec["source"]["s3_key"], settings)
-        result = analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline)
-        return result_to_dict(result, options.max_tiles)
-    except ApiError as error:
-        return {"error": {"status": error.status, "code": error.code, "message": error.message}}
-    except Exception as exc:  # a bug: logged by Lambda, answered as the parent's 502
-        return {"error": {"status": 502, "code": "segment_failed", "message": f"{type(exc).__name__}: {exc}"}}
 
 
 # -- wire format ---------------------------------------------------------------------------------------
