@@ -7,6 +7,7 @@ produces (samples carry their pictures, so that events can make tiles from them)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -80,8 +81,7 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
             keyframes = interval <= options.step
             if tally.complete and interval <= too_sparse and (keyframes and screen > options.step
                                                               or spacing > options.step * 2):
-                for event in events:
-                    _time_edges(event, clip, spacing, keyframes, options, usual, tally)
+                events = [_time_edges(event, clip, spacing, keyframes, options, usual, tally) for event in events]
         if tally.complete and interval > too_sparse:
             tally.restart()
             events = find_events(tally(clip.samples(options.step, start, end)), options)
@@ -103,7 +103,7 @@ def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange 
 
 
 def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, options: Options,
-                usual: UsualChange, tally: "_Tally") -> None:
+                usual: UsualChange, tally: "_Tally") -> Event:
     """Re-time an event found among samples ``spacing`` apart from ``step``-spaced samples around
     its start and its end: the keyframes there, if ``keyframes`` come every step, else the frames
     decoded. Each edge lies halfway between two samples, the motion began (ended) between them,
@@ -121,22 +121,31 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
             motion.sample.release()
             yield motion
 
+    return retimed(event, motions(event.start), motions(event.end))
+
+
+def retimed(event: Event, around_start: Iterable, around_end: Iterable) -> Event:
+    """``event`` with its start at the first hit among the motions ``around_start`` (halfway from
+    the sample before), and its end at the last hit of the first run of hits ``around_end``; an
+    edge with no hit to go by stays. ``Event`` keeps the peak inside whatever this finds."""
+    start = end = None
     before = None
-    for motion in motions(event.start):  # up to the first hit
+    for motion in around_start:  # up to the first hit
         if motion.hit and before is not None:
-            event.start = (before + motion.time) / 2
+            start = (before + motion.time) / 2
             break
         before = motion.time
     before = last_hit = None
-    for motion in motions(event.end):  # up to the first still sample after a hit
+    for motion in around_end:  # up to the first still sample after a hit
         if motion.hit and before is not None:
             last_hit = (before, motion.time)
         elif last_hit:
             break
         before = motion.time
     if last_hit:
-        event.end = sum(last_hit) / 2
-    event.start, event.end = min(event.start, event.peak), max(event.end, event.peak)
+        end = sum(last_hit) / 2
+    return dataclasses.replace(event, start=event.start if start is None else start,
+                               end=event.end if end is None else end)
 
 
 def analyze_frames(upload: Upload, settings: Settings) -> Result:

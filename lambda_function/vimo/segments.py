@@ -125,9 +125,11 @@ def _continues(before: Event, after: Event, cooldown: float, step: float) -> boo
     The serial run (``events.EventBuilder``) keeps hits in a row together, and hits with still
     samples between them together when they are at most ``cooldown`` apart. Each piece is timed
     half a step before its first and its last hit, so ``after.start - before.end`` is exactly the
-    time between the two hits either side of the boundary: one step when they are in a row.
+    time between the two hits either side of the boundary: one step when they are in a row. An
+    event whose last hit is its peak ends at that peak (see ``events.Event``), half a step later.
     """
-    return after.start - before.end <= max(cooldown, step) + 1e-6
+    end = before.end - step / 2 if before.end == before.peak else before.end
+    return after.start - end <= max(cooldown, step) + 1e-6
 
 
 def _join(a: Event, b: Event) -> Event:
