@@ -19,6 +19,7 @@ from .errors import unsupported
 from .events import Event, build_events
 from .frames import Clip, Sample, VideoInfo, open_frames
 from .motion import UsualChange, detect
+from .timeline import Timeline
 from .upload import Upload
 
 # Samples this far apart (seconds) are dense enough to find events among: motion that starts and
@@ -35,12 +36,15 @@ class Result:
     # False when the analysis stopped at its deadline; ``analyzed_until`` then says how far it got.
     complete: bool = True
     analyzed_until: float | None = None
+    timeline: Timeline | None = None  # with the option timeline=true: every sample's verdict
 
     def to_dict(self) -> dict:
         result = {"events": [e.to_dict() for e in self.events], "video": self.video.to_dict(),
                   "elapsed_ms": self.elapsed_ms, "complete": self.complete}
         if not self.complete:
             result["analyzed_until"] = round(self.analyzed_until or 0.0, 3)
+        if self.timeline is not None:
+            result["timeline"] = self.timeline.to_dict()
         return result
 
 
@@ -72,19 +76,22 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
         screen = max(options.step, KEYFRAME_EVENTS_INTERVAL) if interval is not None and interval <= options.step \
             else options.step
         events: list[Event] = []
+        timeline = Timeline() if options.timeline else None
         if interval is None or interval <= too_sparse:
             usual = UsualChange()
-            events = find_events(tally(clip.keyframe_samples(screen, start, end)), options, usual)
+            events = find_events(tally(clip.keyframe_samples(screen, start, end)), options, usual, timeline)
             interval = clip.keyframe_interval
             # At most this far apart: the first keyframe at or after each multiple of ``screen``.
             spacing = interval if interval >= screen else screen + interval
             keyframes = interval <= options.step
             if tally.complete and interval <= too_sparse and (keyframes and screen > options.step
                                                               or spacing > options.step * 2):
-                events = [_time_edges(event, clip, spacing, keyframes, options, usual, tally) for event in events]
+                events = [_time_edges(event, clip, spacing, keyframes, options, usual, tally, timeline)
+                          for event in events]
         if tally.complete and interval > too_sparse:
             tally.restart()
-            events = find_events(tally(clip.samples(options.step, start, end)), options)
+            timeline = Timeline() if options.timeline else None
+            events = find_events(tally(clip.samples(options.step, start, end)), options, timeline=timeline)
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
 
@@ -94,16 +101,19 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
         video = VideoInfo(duration=max(clip.duration_hint(), tally.last_time), fps=clip.fps, width=width,
                           height=height, codec=clip.codec, frames_analyzed=tally.n)
     return Result(events, video, round((time.perf_counter() - started) * 1000), tally.complete,
-                  None if tally.complete else tally.last_time)
+                  None if tally.complete else tally.last_time, timeline)
 
 
-def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None) -> list[Event]:
+def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None,
+                timeline: Timeline | None = None) -> list[Event]:
     motions = detect(samples, options.sensitivity, usual, picture_width=options.tile_width)
+    if timeline is not None:
+        motions = timeline.record(motions)
     return build_events(motions, options.cooldown, options.tile_width)
 
 
 def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, options: Options,
-                usual: UsualChange, tally: "_Tally") -> Event:
+                usual: UsualChange, tally: "_Tally", timeline: Timeline | None = None) -> Event:
     """Re-time an event found among samples ``spacing`` apart from ``step``-spaced samples around
     its start and its end: the keyframes there, if ``keyframes`` come every step, else the frames
     decoded. Each edge lies halfway between two samples, the motion began (ended) between them,
@@ -117,7 +127,8 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
         start, end = max(0.0, around - reach), around + reach
         samples = tally.again(clip.keyframe_samples(options.step, start, end, baseline=False) if keyframes
                               else clip.samples(options.step, start, end))
-        for motion in detect(samples, options.sensitivity, usual, learning=False):
+        scored = detect(samples, options.sensitivity, usual, learning=False)
+        for motion in scored if timeline is None else timeline.record(scored, first=True):
             motion.sample.release()
             yield motion
 
@@ -153,8 +164,9 @@ def analyze_frames(upload: Upload, settings: Settings) -> Result:
     options = upload.options
     times = options.timestamps or [i * options.interval for i in range(len(upload.frames))]
     samples, video = open_frames(upload.frames, times, settings, options.tile_width)
-    events = find_events(samples, options)
-    return Result(events, video, round((time.perf_counter() - started) * 1000))
+    timeline = Timeline() if options.timeline else None
+    events = find_events(samples, options, timeline=timeline)
+    return Result(events, video, round((time.perf_counter() - started) * 1000), timeline=timeline)
 
 
 class _Tally:

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("-o", "--output", type=Path, help="write the contact sheet here (default: montage.jpg)")
     for name, spec in OPTION_SPECS.items():
         if name not in ("format", "delivery"):
-            analyze.add_argument(f"--{name}", help=f"{spec.doc} (default: {getattr(Options(), name)})")
+            analyze.add_argument(f"--{name}", help=f"{spec.doc} (default: {getattr(Options(), name)})",
+                                 **({"nargs": "?", "const": "true"} if spec.kind is bool else {}))
 
     serve = commands.add_parser("serve", help="serve the API on this machine, as API Gateway would")
     serve.add_argument("--host", default="127.0.0.1")

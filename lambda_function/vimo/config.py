@@ -56,6 +56,9 @@ OPTION_SPECS: dict[str, Spec] = {
                      doc="`inline` returns the JPEG in the response; `s3` stores it in the results bucket and returns "
                          "a presigned URL. Default: the deployment's DEFAULT_DELIVERY, and S3 whenever the JPEG would "
                          "not fit Lambda's 6 MB response."),
+    "timeline": Spec(bool,
+                     doc="`true` adds to the JSON every compared sample's time, motion score, whether it was a hit "
+                         "and, where a change was set aside, why (lighting, camera_switch, usual, transient)."),
 }
 
 
@@ -73,6 +76,7 @@ class Options:
     interval: float = 1.0
     timestamps: tuple[float, ...] | None = None
     delivery: str | None = None
+    timeline: bool = False
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> "Options":
@@ -87,7 +91,14 @@ class Options:
         return cls(**values)
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _convert(name: str, raw: str, spec: Spec):
+    if spec.kind is bool:
+        if raw.lower() not in _BOOLEANS:
+            raise bad_request("bad_option", f"Option {name!r} must be true or false; got {raw!r}.")
+        return _BOOLEANS[raw.lower()]
     if isinstance(spec.kind, tuple):
         if raw.lower() not in spec.kind:
             raise bad_request("bad_option", f"Option {name!r} must be one of {', '.join(spec.kind)}; got {raw!r}.")

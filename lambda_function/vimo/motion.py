@@ -19,6 +19,19 @@ own counter here, in the order the pipeline applies them:
 5. Things that are gone a moment later (snowflakes near the lens): only the changes around
    objects that make a steady track through three samples count, or large ones (see ``objects``).
 
+Before all that, the camera itself. When the brightness moved by more than flicker moves it, or
+the picture lost (or regained) its colour, and the brightness of nearly every part of the picture
+stepped (``_global``), the camera or the light did it, not something in the scene: an exposure
+step (auto-exposure, a cloud, a lamp switched on: through the camera's tone curve, no gain of the
+picture), or the infrared night mode switching on or off (grey, brighter, grainier, leaves turned
+white). That sample is set aside, and what it changed is not learnt as usual; a person, or a car
+close by, changes the brightness of a few parts only. After a switch of mode, the usual densities
+are those learnt in that mode, as soon as there are enough of them.
+
+Each sample's verdict says why a change did not count, when one was set aside: ``lighting``,
+``camera_switch``, ``usual`` (neighbourhoods that always change: foliage, water) or ``transient``
+(no object that is still there a moment later: snow, rain). ``analysis`` keeps them as the timeline.
+
 What remains is scored as the fraction of the picture that moved; a sample is a hit when the
 moving pixels in its busiest neighbourhood (CELL x 3 pixels square) are enough to be an object, so
 that leftover specks scattered over the whole picture never add up to one.
@@ -67,6 +80,24 @@ AREA_AT_SENSITIVITY_1 = 0.00008
 # Where objects are followed, only what is around a real object is left to count, and a steady
 # track is itself evidence: there a hit needs this share of the area.
 TRACKED_SHARE = 0.5
+# Brightness moved by more than this (|log| of the mean's ratio; flicker moves it 4 %): the light
+# changed, and a change over most of the picture is the light's.
+TONE_SHIFT = 0.06
+# With a tone shift (or a switch of colour), brightness that changed by more than LIGHT_STEP in over
+# GLOBAL_SHARE of the picture's LIGHT_BLOCK-pixel squares, in at least GLOBAL_REGIONS of its 3x3
+# regions, is the camera's or the light's doing, not the scene's: a person close to the lens
+# changes a few regions, not nearly all of them.
+LIGHT_BLOCK = 16
+LIGHT_STEP = 0.04
+GLOBAL_SHARE = 0.5
+GLOBAL_REGIONS = 7
+# The camera switched mode (the infrared night mode, and back) when one sample is less than
+# COLOUR_RATIO times as colourful as the other and the more colourful one is at least MIN_COLOUR
+# (frames.colourfulness: a street by day measures 6-8, an infrared picture under 1).
+COLOUR_RATIO = 0.4
+MIN_COLOUR = 2.0
+# Why a sample's change did not count (Motion.reason).
+LIGHTING, CAMERA_SWITCH, USUAL, TRANSIENT = "lighting", "camera_switch", "usual", "transient"
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,9 @@ class Motion:
     score: float
     hit: bool
     sample: object  # the frames.Sample, kept so an event can make its tile from its peak
+    # Why a change here did not count, when it would have: LIGHTING or CAMERA_SWITCH (set aside),
+    # USUAL (only where things always move), TRANSIENT (nothing there a moment later); else None.
+    reason: str | None = None
 
 
 def area_threshold(sensitivity: float) -> float:
@@ -87,11 +121,18 @@ def area_threshold(sensitivity: float) -> float:
 
 class UsualChange:
     """How densely each neighbourhood usually changes: the ``USUAL_QUANTILE`` percentile of its last
-    ``HISTORY`` densities, spread to its neighbours; nothing until there are ``MIN_HISTORY``."""
+    ``HISTORY`` densities, spread to its neighbours; nothing until there are ``MIN_HISTORY``.
+
+    Kept apart for the camera's colour and grey (infrared) modes: leaves turn white in infrared and
+    change far more densely there, so a switch starts (or returns to) that mode's own history,
+    and ``switches`` remembers when, for re-scoring a stretch of the same clip later (``at``)."""
 
     def __init__(self):
-        self._history: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self._histories: dict[bool, deque[np.ndarray]] = {False: deque(maxlen=HISTORY), True: deque(maxlen=HISTORY)}
+        self.grey = False
+        self._history = self._histories[False]
         self._bar: np.ndarray | None = None  # the density to beat, from the usual densities
+        self.switches: list[tuple[float, bool]] = []  # (time, grey) of each camera switch, in order
 
     def add(self, density: np.ndarray) -> None:
         if self._history and self._history[0].shape != density.shape:
@@ -99,14 +140,38 @@ class UsualChange:
         self._history.append(density)
         self._bar = None
 
+    def use(self, grey: bool) -> None:
+        """Score against the densities of the camera's grey (infrared) or colour mode."""
+        if grey != self.grey:
+            self.grey, self._history, self._bar = grey, self._histories[grey], None
+
+    def switch(self, time: float, grey: bool) -> None:
+        self.switches.append((time, grey))
+        self.use(grey)
+
+    def at(self, time: float) -> None:
+        """Use the mode the camera was in at ``time`` (by the switches seen when learning)."""
+        grey = False
+        for when, mode in self.switches:
+            if when <= time + 1e-6:
+                grey = mode
+        self.use(grey)
+
+    @property
+    def learnt(self) -> bool:
+        return len(self._history) >= HISTORY - 1
+
     def moving_cells(self, density: np.ndarray) -> np.ndarray:
         """Neighbourhoods changing much more densely than usual (nothing is usual yet for a picture
         size the history has not seen: a stream may change size mid-way)."""
         if self._bar is not None and self._bar.shape != density.shape:
             self._bar = None
         if self._bar is None:
-            enough = len(self._history) >= MIN_HISTORY and self._history[-1].shape == density.shape
-            usual = _spread(np.percentile(np.stack(self._history), USUAL_QUANTILE, axis=0)) if enough \
+            history = list(self._history)
+            if len(history) < MIN_HISTORY:  # a mode just switched to: both modes', until this one's is known
+                history += self._histories[not self.grey]
+            enough = len(history) >= MIN_HISTORY and history[-1].shape == density.shape
+            usual = _spread(np.percentile(np.stack(history), USUAL_QUANTILE, axis=0)) if enough \
                 else np.zeros_like(density)
             self._bar = np.maximum(MIN_DENSITY, np.minimum(DENSITY_FACTOR * usual, usual + DENSITY_MARGIN))
         return density > self._bar
@@ -141,39 +206,104 @@ class _Change:
     moving: np.ndarray | None
     blobs: list[Blob] = field(default_factory=list)
     real: set[Blob] = field(default_factory=set)
+    reason: str | None = None  # LIGHTING or CAMERA_SWITCH: set aside, ``moving`` is empty
+    raw: float = 0.0  # moving pixels in the busiest neighbourhood before the usual densities
+    seen: float = 0.0  # the fraction of the picture that changed before anything was set aside
+    unfollowed: np.ndarray | None = None  # ``moving`` before only what is around objects was kept
 
 
 def _changes(samples: Iterable, usual: UsualChange, learning: bool, picture_width: int) -> Iterator[_Change]:
-    held: list[tuple] | None = [] if learning else None  # (sample, changed pixels, densities)
-    previous = None
+    """Each sample's changes. When learning, the first ``HISTORY`` samples are held back until the
+    usual densities are learnt from them, and so are those after a switch into a camera mode whose
+    usual densities are not learnt yet (each then scored against its own mode's)."""
+    held: list[tuple] = []  # (sample, changed pixels, densities, (reason, stepped), grey)
+    hold = HISTORY if learning else 0  # samples still to hold back
+    previous = previous_colour = None
     for sample in samples:
         frame = _blur(sample.gray.astype(np.float32))
-        changed = density = None
+        colour = getattr(sample, "colour", None)
+        changed = density = reason = stepped = None
+        if not learning:
+            usual.at(sample.time)
         if previous is not None and previous.shape == frame.shape:
-            changed = changed_pixels(previous, frame)
-            density = _density(square_counts(changed, CELL))
-            if learning:
-                usual.add(density)
-        previous = frame
-        if held is not None and len(held) < HISTORY:
+            changed, reason, stepped = compare(previous, frame, (previous_colour, colour))
+            if reason == CAMERA_SWITCH and learning:
+                usual.switch(sample.time, grey=colour < previous_colour)
+                if not usual.learnt:
+                    hold = HISTORY
+            if reason is None:
+                density = _density(square_counts(changed, CELL))
+                if learning:
+                    usual.add(density)
+        previous, previous_colour = frame, colour
+        if hold > 0:
             sample.shrink(picture_width)
-            held.append((sample, changed, density))
+            held.append((sample, changed, density, (reason, stepped), usual.grey))
+            hold -= 1
             continue
-        if held:
-            for waiting in held:
-                yield _change(*waiting, usual)
-            held = None
-        yield _change(sample, changed, density, usual)
-    for waiting in held or ():
-        yield _change(*waiting, usual)
+        yield from _release(held, usual)
+        yield _change(sample, changed, density, (reason, stepped), usual)
+    yield from _release(held, usual)
 
 
-def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, usual: UsualChange) -> _Change:
+def _release(held: list[tuple], usual: UsualChange) -> Iterator[_Change]:
+    """The samples held back, each scored against its camera mode's usual densities."""
+    grey = usual.grey
+    for sample, changed, density, aside, mode in held:
+        usual.use(mode)
+        yield _change(sample, changed, density, aside, usual)
+    usual.use(grey)
+    held.clear()
+
+
+def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, aside: tuple,
+            usual: UsualChange) -> _Change:
     if changed is None:
         return _Change(sample, None)
+    reason, stepped = aside
+    if reason is not None:  # what it saw: the share of the picture whose brightness stepped
+        return _Change(sample, np.zeros_like(changed), reason=reason, seen=stepped)
+    seen = float(np.count_nonzero(changed)) / changed.size
     cells = usual.moving_cells(density)
     pixels = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)[:changed.shape[0], :changed.shape[1]]
-    return _Change(sample, changed & pixels)
+    return _Change(sample, changed & pixels, raw=float(density.max()) * 9 * CELL * CELL, seen=seen)
+
+
+def compare(a: np.ndarray, b: np.ndarray, colours: tuple = (None, None)) -> tuple[np.ndarray, str | None, float]:
+    """The pixels that changed between two blurred gray frames (whose pictures' ``colours`` are
+    ``frames.colourfulness``); why they are set aside, if they are (LIGHTING or CAMERA_SWITCH);
+    and then the share of the picture whose brightness stepped."""
+    gain = _gain(a, b)
+    changed = changed_pixels(a, b, gain)
+    switched = _switched(*colours)
+    if switched or abs(math.log(gain)) > TONE_SHIFT:
+        stepped = _global(a, b)
+        if stepped:
+            return changed, CAMERA_SWITCH if switched else LIGHTING, stepped
+    return changed, None, 0.0
+
+
+def _switched(colour_a: float | None, colour_b: float | None) -> bool:
+    """Whether one picture is grey and the other colourful: the camera changed mode."""
+    if colour_a is None or colour_b is None:
+        return False
+    low, high = sorted((colour_a, colour_b))
+    return high >= MIN_COLOUR and low < COLOUR_RATIO * high
+
+
+def _global(a: np.ndarray, b: np.ndarray) -> float:
+    """Whether the brightness changed over most of the picture: in more than GLOBAL_SHARE of its
+    LIGHT_BLOCK-pixel squares by over LIGHT_STEP (|log| of the ratio of their means), and in at least
+    GLOBAL_REGIONS of its 3x3 regions: that share, else 0. Light reaches everywhere at once; a person,
+    or a car close by, darkens or brightens the few squares they cover."""
+    side = LIGHT_BLOCK
+    stepped = np.abs(np.log((square_counts(a, side) + side * side) / (square_counts(b, side) + side * side))) > LIGHT_STEP
+    share = float(stepped.mean())
+    if share <= GLOBAL_SHARE:
+        return 0.0
+    h, w = stepped.shape
+    regions = [stepped[h * i // 3:h * (i + 1) // 3, w * j // 3:w * (j + 1) // 3] for i in range(3) for j in range(3)]
+    return share if sum(1 for r in regions if r.size and r.mean() > GLOBAL_SHARE / 2) >= GLOBAL_REGIONS else 0.0
 
 
 def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Iterator[Motion]:
@@ -204,6 +334,7 @@ def _follow(changes: Iterator[_Change], threshold: float, speed: float) -> Itera
         scored = recent[-4]
         before = recent[-5] if len(recent) == 5 else end
         if scored.moving is not None:
+            scored.unfollowed = scored.moving
             scored.moving = scored.moving & around(scored.real | before.real, scored.moving.shape)
         yield _motion(scored, threshold * TRACKED_SHARE)
 
@@ -242,15 +373,34 @@ def _motion(change: _Change, threshold: float) -> Motion:
     sample = change.sample
     if change.moving is None:
         return Motion(sample.time, 0.0, False, sample)
+    if change.reason is not None:  # set aside: scored by what changed, for the timeline
+        return Motion(sample.time, change.seen, False, sample, change.reason)
     counts = square_counts(change.moving, CELL)
     pixels = change.moving.size
     score = float(counts.sum()) / pixels
-    return Motion(sample.time, score, float(_neighbourhoods(counts).max()) >= threshold * pixels, sample)
+    if float(_neighbourhoods(counts).max()) >= threshold * pixels:
+        return Motion(sample.time, score, True, sample)
+    reason = _why_not(change, threshold * pixels)
+    return Motion(sample.time, change.seen if reason else score, False, sample, reason)
 
 
-def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _why_not(change: _Change, needed: float) -> str | None:
+    """Why a sample that is no hit would have been one: its changes counted only where nothing was
+    there a moment later (TRANSIENT), or they were only where things always change (USUAL)."""
+    unfollowed = change.unfollowed
+    if unfollowed is not None and unfollowed.any() \
+            and float(_neighbourhoods(square_counts(unfollowed, CELL)).max()) >= needed:
+        return TRANSIENT
+    return USUAL if change.raw >= needed else None
+
+
+def changed_pixels(a: np.ndarray, b: np.ndarray, gain: float | None = None) -> np.ndarray:
     """Pixels that changed between two blurred gray frames, beyond noise and lighting."""
-    difference = np.abs(a - b * _gain(a, b))
+    return _beyond_noise(np.abs(a - b * (_gain(a, b) if gain is None else gain)))
+
+
+def _beyond_noise(difference: np.ndarray) -> np.ndarray:
+    """Pixels whose difference stands out from the noise measured in it, specks removed."""
     # The median of |N(0, s)| is 0.6745 s; every 4th pixel of every 2nd row estimates it as well.
     noise = float(np.median(difference[::2, ::4])) / 0.6745
     changed = difference > max(MIN_DIFFERENCE, NOISE_FACTOR * noise)

@@ -52,6 +52,7 @@ from .errors import ApiError
 from .events import Event
 from .frames import Clip, VideoInfo
 from .sources import fetch_url, open_s3_clip, store_source
+from .timeline import Timeline
 from .upload import Upload
 
 # Local pool: this many segments per worker, so that a segment full of motion (decoded in full)
@@ -159,7 +160,8 @@ def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Opt
             analyzed_until = max(analyzed_until, result.analyzed_until or start)
             break
         analyzed_until = end
-    return Result(events, video, elapsed_ms, complete, None if complete else analyzed_until)
+    timeline = Timeline.merged(r.timeline for r in present) if options.timeline else None
+    return Result(events, video, elapsed_ms, complete, None if complete else analyzed_until, timeline)
 
 
 # -- deciding ------------------------------------------------------------------------------------------
@@ -382,7 +384,8 @@ def result_to_dict(result, max_tiles: int) -> dict:
     events = [{"start": e.start, "end": e.end, "peak": e.peak, "score": e.score, "tile": tiles.get(i)}
               for i, e in enumerate(result.events)]
     payload = {"events": events, "video": dataclasses.asdict(result.video), "elapsed_ms": result.elapsed_ms,
-               "complete": result.complete, "analyzed_until": result.analyzed_until}
+               "complete": result.complete, "analyzed_until": result.analyzed_until,
+               "timeline": None if result.timeline is None else result.timeline.to_dict()}
     # Far below the limit in practice; if an absurd number of tiles ever were not, drop the weakest.
     while len(json.dumps(payload)) > SEGMENT_PAYLOAD_LIMIT and strongest:
         events[strongest.pop()]["tile"] = None
@@ -397,7 +400,7 @@ def result_from_dict(payload: dict):
     events = [Event(start=e["start"], end=e["end"], peak=e["peak"], score=e["score"],
                     tile=_image(e.get("tile"))) for e in payload["events"]]
     return Result(events, VideoInfo(**payload["video"]), int(payload["elapsed_ms"]), bool(payload["complete"]),
-                  payload.get("analyzed_until"))
+                  payload.get("analyzed_until"), Timeline.from_dict(payload.get("timeline")))
 
 
 def _jpeg_base64(image: Image.Image) -> str:

@@ -210,8 +210,10 @@ def _parse_json(body: bytes) -> tuple[dict, dict[str, str]]:
     source = {named[0]: document.pop(named[0]).strip()}
     options = {}
     for name, value in document.items():
-        if isinstance(value, (dict, bool)) or value is None:
-            raise bad_request("bad_option", f"Option {name!r} must be a string, a number or a list.")
+        if isinstance(value, dict) or value is None:
+            raise bad_request("bad_option", f"Option {name!r} must be a string, a number, a boolean or a list.")
+        if isinstance(value, bool):  # {"timeline": true}; a boolean where a number belongs is refused by Options
+            value = "true" if value else "false"
         options[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     return source, options
 
