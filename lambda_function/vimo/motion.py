@@ -45,6 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+import cc3d
 import numpy as np
 
 from .objects import LARGE_AREA, MIN_AREA_OF_THRESHOLD, Blob, around, find_blobs, follow, square_counts, top_speed
@@ -72,6 +73,10 @@ MIN_HISTORY = 16
 DENSITY_FACTOR = 3.0
 DENSITY_MARGIN = 0.2
 MIN_DENSITY = 0.02
+# Wind comes in gusts: where a patch of at least MIN_WINDY_CELLS touching neighbourhoods usually
+# changes (a tree), their median density over usual says how much windier it is there now than
+# usually, and the bar rises with it there.
+MIN_WINDY_CELLS = 8
 # Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
 # sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
 # at 480x270): a person 5 % of the picture high; half that on a steady track (TRACKED_SHARE).
@@ -80,15 +85,17 @@ AREA_AT_SENSITIVITY_1 = 0.00008
 # Where objects are followed, only what is around a real object is left to count, and a steady
 # track is itself evidence: there a hit needs this share of the area.
 TRACKED_SHARE = 0.5
-# Brightness moved by more than this (|log| of the mean's ratio; flicker moves it 4 %): the light
-# changed, and a change over most of the picture is the light's.
-TONE_SHIFT = 0.06
-# With a tone shift (or a switch of colour), brightness that changed by more than LIGHT_STEP in over
-# GLOBAL_SHARE of the picture's LIGHT_BLOCK-pixel squares, in at least GLOBAL_REGIONS of its 3x3
-# regions, is the camera's or the light's doing, not the scene's: a person close to the lens
-# changes a few regions, not nearly all of them.
+# Brightness that changed unevenly, by more than LIGHT_STEP beyond the picture's own change, in over
+# GLOBAL_SHARE of the picture's LIGHT_BLOCK-pixel squares and in at least GLOBAL_REGIONS of its 3x3
+# regions, is the camera's or the light's doing, not the scene's: a person close to the lens changes
+# a few regions, not nearly all of them. LIGHT_FLOOR gray levels are added to each square's mean, so
+# that sensor noise in the dark ones is no step.
 LIGHT_BLOCK = 16
 LIGHT_STEP = 0.04
+LIGHT_FLOOR = 16
+# A change of the picture's mean brightness by more than this (|log| of the ratio; flicker moves it
+# 4 %) is a step of the light itself, uneven or not.
+TONE_SHIFT = 0.06
 GLOBAL_SHARE = 0.5
 GLOBAL_REGIONS = 7
 # The camera switched mode (the infrared night mode, and back) when one sample is less than
@@ -171,10 +178,31 @@ class UsualChange:
             if len(history) < MIN_HISTORY:  # a mode just switched to: both modes', until this one's is known
                 history += self._histories[not self.grey]
             enough = len(history) >= MIN_HISTORY and history[-1].shape == density.shape
-            usual = _spread(np.percentile(np.stack(history), USUAL_QUANTILE, axis=0)) if enough \
+            self._usual = _spread(np.percentile(np.stack(history), USUAL_QUANTILE, axis=0)) if enough \
                 else np.zeros_like(density)
-            self._bar = np.maximum(MIN_DENSITY, np.minimum(DENSITY_FACTOR * usual, usual + DENSITY_MARGIN))
-        return density > self._bar
+            self._bar = np.maximum(MIN_DENSITY, np.minimum(DENSITY_FACTOR * self._usual, self._usual + DENSITY_MARGIN))
+            self._windy = _groups(self._usual > MIN_DENSITY)
+        bar = self._bar
+        for cells in self._windy:
+            # A gust: the neighbourhoods of a tree (of each patch of neighbourhoods that usually
+            # change) all change more at once, by the median of their ratios to usual; that much
+            # more is usual there for now. Someone walking past raises the few they cover, not the median.
+            wind = float(np.median(density[cells] / self._usual[cells]))
+            if wind > 1.0:
+                if bar is self._bar:
+                    bar = bar.copy()
+                gusty = self._usual[cells] * wind
+                bar[cells] = np.maximum(MIN_DENSITY, np.minimum(DENSITY_FACTOR * gusty, gusty + DENSITY_MARGIN))
+        return density > bar
+
+
+def _groups(cells: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The indices of each patch of at least MIN_WINDY_CELLS touching ``cells``."""
+    if not cells.any():
+        return []
+    labels = cc3d.connected_components(cells.view(np.uint8), connectivity=8)
+    counts = np.bincount(labels.ravel())
+    return [np.nonzero(labels == label) for label in range(1, len(counts)) if counts[label] >= MIN_WINDY_CELLS]
 
 
 def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = None,
@@ -275,11 +303,9 @@ def compare(a: np.ndarray, b: np.ndarray, colours: tuple = (None, None)) -> tupl
     and then the share of the picture whose brightness stepped."""
     gain = _gain(a, b)
     changed = changed_pixels(a, b, gain)
-    switched = _switched(*colours)
-    if switched or abs(math.log(gain)) > TONE_SHIFT:
-        stepped = _global(a, b)
-        if stepped:
-            return changed, CAMERA_SWITCH if switched else LIGHTING, stepped
+    stepped = _global(a, b, gain)
+    if stepped:
+        return changed, CAMERA_SWITCH if _switched(*colours) else LIGHTING, stepped
     return changed, None, 0.0
 
 
@@ -291,13 +317,20 @@ def _switched(colour_a: float | None, colour_b: float | None) -> bool:
     return high >= MIN_COLOUR and low < COLOUR_RATIO * high
 
 
-def _global(a: np.ndarray, b: np.ndarray) -> float:
-    """Whether the brightness changed over most of the picture: in more than GLOBAL_SHARE of its
-    LIGHT_BLOCK-pixel squares by over LIGHT_STEP (|log| of the ratio of their means), and in at least
-    GLOBAL_REGIONS of its 3x3 regions: that share, else 0. Light reaches everywhere at once; a person,
-    or a car close by, darkens or brightens the few squares they cover."""
+def _global(a: np.ndarray, b: np.ndarray, gain: float) -> float:
+    """The share of the picture whose brightness stepped, if the light or the camera did it, else 0:
+    the share of its LIGHT_BLOCK-pixel squares whose brightness changed by over LIGHT_STEP (|log| of
+    the ratio of their means) more or less than the whole picture's (``gain``: a uniform change is
+    matched away already), when it is over GLOBAL_SHARE and spread over at least GLOBAL_REGIONS of
+    the picture's 3x3 regions. Light reaches everywhere at once, unevenly (an exposure step through
+    the tone curve, sunlight on what it reaches, infrared on leaves); a person, or a car close by,
+    darkens or brightens the few squares they cover."""
     side = LIGHT_BLOCK
-    stepped = np.abs(np.log((square_counts(a, side) + side * side) / (square_counts(b, side) + side * side))) > LIGHT_STEP
+    floor = LIGHT_FLOOR * side * side  # so that the noise of dark squares is no step
+    # Beyond the picture's own change when that is small (flicker is no step), else all of it.
+    matched = gain if abs(math.log(gain)) <= TONE_SHIFT else 1.0
+    ratio = np.log((square_counts(a, side) + floor) / (square_counts(b, side) * matched + floor))
+    stepped = np.abs(ratio) > LIGHT_STEP
     share = float(stepped.mean())
     if share <= GLOBAL_SHARE:
         return 0.0
@@ -395,15 +428,19 @@ def _why_not(change: _Change, needed: float) -> str | None:
 
 
 def changed_pixels(a: np.ndarray, b: np.ndarray, gain: float | None = None) -> np.ndarray:
-    """Pixels that changed between two blurred gray frames, beyond noise and lighting."""
-    return _beyond_noise(np.abs(a - b * (_gain(a, b) if gain is None else gain)))
+    """Pixels that changed between two blurred gray frames, beyond noise and lighting.
 
-
-def _beyond_noise(difference: np.ndarray) -> np.ndarray:
-    """Pixels whose difference stands out from the noise measured in it, specks removed."""
+    Brightness is matched by the picture's gain; where that gain is more than a percent, a pixel
+    must also differ as it is: what the light does not reach (a burnt-in clock, a clipped sky)
+    stays as it was, and matching it would make it change."""
+    gain = _gain(a, b) if gain is None else gain
+    difference = np.abs(a - b * gain)
     # The median of |N(0, s)| is 0.6745 s; every 4th pixel of every 2nd row estimates it as well.
     noise = float(np.median(difference[::2, ::4])) / 0.6745
-    changed = difference > max(MIN_DIFFERENCE, NOISE_FACTOR * noise)
+    bar = max(MIN_DIFFERENCE, NOISE_FACTOR * noise)
+    changed = difference > bar
+    if abs(gain - 1.0) > 0.01:
+        changed &= np.abs(a - b) > bar
     return _open(changed)
 
 
