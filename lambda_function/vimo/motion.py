@@ -77,6 +77,7 @@ MIN_DENSITY = 0.02
 # changes (a tree), their median density over usual says how much windier it is there now than
 # usually, and the bar rises with it there.
 MIN_WINDY_CELLS = 8
+GUST_REACH = 2
 # Moving pixels needed in one neighbourhood for a hit, as a fraction of the analysis frame, at
 # sensitivity 0 and 1 (log-interpolated between). At 0.5 that is 0.05 % of the picture (65 pixels
 # at 480x270): a person 5 % of the picture high; half that on a steady track (TRACKED_SHARE).
@@ -187,22 +188,34 @@ class UsualChange:
             # A gust: the neighbourhoods of a tree (of each patch of neighbourhoods that usually
             # change) all change more at once, by the median of their ratios to usual; that much
             # more is usual there for now. Someone walking past raises the few they cover, not the median.
-            wind = float(np.median(density[cells] / self._usual[cells]))
+            # A gust also bends the crown into the neighbourhoods around it, where the usual is nothing:
+            # there the tree's median usual is what its leaves do.
+            usual = self._usual[cells]
+            windy = usual > MIN_DENSITY
+            wind = float(np.median(density[cells][windy] / usual[windy]))
             if wind > 1.0:
                 if bar is self._bar:
                     bar = bar.copy()
-                gusty = self._usual[cells] * wind
-                bar[cells] = np.maximum(MIN_DENSITY, np.minimum(DENSITY_FACTOR * gusty, gusty + DENSITY_MARGIN))
+                gusty = np.maximum(usual, np.median(usual[windy])) * wind
+                bar[cells] = np.maximum(bar[cells], np.minimum(DENSITY_FACTOR * gusty, gusty + DENSITY_MARGIN))
         return density > bar
 
 
 def _groups(cells: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The indices of each patch of at least MIN_WINDY_CELLS touching ``cells``."""
+    """The indices of each patch of at least MIN_WINDY_CELLS touching ``cells``, with the
+    GUST_REACH cells around it."""
     if not cells.any():
         return []
-    labels = cc3d.connected_components(cells.view(np.uint8), connectivity=8)
-    counts = np.bincount(labels.ravel())
-    return [np.nonzero(labels == label) for label in range(1, len(counts)) if counts[label] >= MIN_WINDY_CELLS]
+    reach = cells
+    for _ in range(GUST_REACH):
+        reach = _dilate(reach)
+    labels = cc3d.connected_components(reach.view(np.uint8), connectivity=8)
+    groups = []
+    for label in range(1, int(labels.max()) + 1):
+        patch = labels == label
+        if np.count_nonzero(patch & cells) >= MIN_WINDY_CELLS:
+            groups.append(np.nonzero(patch))
+    return groups
 
 
 def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = None,
