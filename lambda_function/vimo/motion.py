@@ -316,7 +316,7 @@ def compare(a: np.ndarray, b: np.ndarray, colours: tuple = (None, None)) -> tupl
     and then the share of the picture whose brightness stepped."""
     gain = _gain(a, b)
     changed = changed_pixels(a, b, gain)
-    stepped = _global(a, b, gain)
+    stepped = _global(a, b)
     if stepped:
         return changed, CAMERA_SWITCH if _switched(*colours) else LIGHTING, stepped
     return changed, None, 0.0
@@ -330,20 +330,26 @@ def _switched(colour_a: float | None, colour_b: float | None) -> bool:
     return high >= MIN_COLOUR and low < COLOUR_RATIO * high
 
 
-def _global(a: np.ndarray, b: np.ndarray, gain: float) -> float:
+def _global(a: np.ndarray, b: np.ndarray) -> float:
     """The share of the picture whose brightness stepped, if the light or the camera did it, else 0:
     the share of its LIGHT_BLOCK-pixel squares whose brightness changed by over LIGHT_STEP (|log| of
-    the ratio of their means) more or less than the whole picture's (``gain``: a uniform change is
-    matched away already), when it is over GLOBAL_SHARE and spread over at least GLOBAL_REGIONS of
-    the picture's 3x3 regions. Light reaches everywhere at once, unevenly (an exposure step through
+    the ratio of their means) more or less than the whole picture's (a uniform change is matched away
+    already) and in step with most of its neighbours, when that share is over GLOBAL_SHARE and spread
+    over at least GLOBAL_REGIONS of the picture's 3x3 regions. Light reaches everywhere at once, unevenly (an exposure step through
     the tone curve, sunlight on what it reaches, infrared on leaves); a person, or a car close by,
     darkens or brightens the few squares they cover."""
     side = LIGHT_BLOCK
     floor = LIGHT_FLOOR * side * side  # so that the noise of dark squares is no step
-    # Beyond the picture's own change when that is small (flicker is no step), else all of it.
-    matched = gain if abs(math.log(gain)) <= TONE_SHIFT else 1.0
-    ratio = np.log((square_counts(a, side) + floor) / (square_counts(b, side) * matched + floor))
+    ratio = np.log((square_counts(a, side) + floor) / (square_counts(b, side) + floor))
+    # Beyond the picture's own change when that is small (flicker is no step), else all of it; the
+    # picture's change is its squares' median, which a dark car filling a tenth of it does not move.
+    typical = float(np.median(ratio))
+    if abs(typical) <= TONE_SHIFT:
+        ratio -= typical
     stepped = np.abs(ratio) > LIGHT_STEP
+    # Light changes smoothly: a square steps with most of its neighbours, the same way. Flakes
+    # of a blizzard brighten some squares and leave others, at random.
+    stepped &= np.abs(_neighbourhoods(np.sign(ratio) * stepped)) >= 5
     share = float(stepped.mean())
     if share <= GLOBAL_SHARE:
         return 0.0
