@@ -193,6 +193,60 @@ def cases() -> list[Case]:
             width=w, height=h, duration=24.0, night=True, noise=8.0, seed=127,
             actors=(crossing("person", 0.40, 9.0, 2.0, 0.92, seed=29, aspect=a),)),
             "night grain, camera stream with a keyframe every 4 s: a person crosses 9-11 s", encode=CAMERA_VBR),
+        *nuisance_cases(),
+    ]
+
+
+def nuisance_cases() -> list[Case]:
+    """The four things camera owners most often get false alarms from, each without and with real
+    motion in it: an exposure step in one frame, the infrared night mode switching on and off,
+    sunlight pumping (the auto-exposure breathing with passing clouds) over hedges in gusts with a
+    burnt-in clock, and a small, low-quality clip of leaves in gusty wind."""
+    w, h = 640, 360
+    a = w / h
+    steps = ((6.0, 0.7), (13.0, -1.0), (20.0, 0.5))
+    hedges = (Tree((0.0, 0.45, 0.3, 0.7), amplitude=2.0, frequency=0.8, seed=3, gusts=1.0),
+              Tree((0.62, 0.40, 1.0, 0.68), amplitude=2.5, frequency=0.6, seed=4, gusts=1.0))
+    ir = ((8.0, 18.0),)
+    # 12 frames a second, as many cameras record (and a third of the rendering time).
+    pumping = dict(width=w, height=h, duration=30.0, fps=12.0, trees=hedges, noise=2.0, pumping=0.7, clock=True)
+    small_w, small_h = 426, 240
+    leaves = (Tree((-0.1, -0.1, 0.55, 0.75), amplitude=4.0, frequency=0.5, seed=5, gusts=1.0),
+              Tree((0.45, -0.05, 1.1, 0.7), amplitude=4.5, frequency=0.6, seed=6, gusts=1.0))
+    gusty = dict(width=small_w, height=small_h, duration=30.0, fps=12.0, trees=leaves, noise=3.0)
+    low = {"bitrate": 150_000}
+    return [
+        Case("exposure_only", Scene(width=w, height=h, duration=24.0, noise=2.0, seed=201, exposure=steps),
+             "no motion: the exposure steps +0.7, -1 and +0.5 stops in one frame (6, 13, 20 s)",
+             encode={"bitrate": 700_000}),
+        Case("exposure_person", Scene(
+            width=w, height=h, duration=24.0, noise=2.0, seed=202, exposure=steps,
+            actors=(crossing("person", 0.35, 10.0, 6.0, 0.90, seed=30, aspect=a),
+                    crossing("car", 0.18, 19.0, 2.5, 0.97, left_to_right=False, seed=31, aspect=a))),
+            "the same steps; a person crosses 10-16 s (step at 13), a car 19-21.5 s (step at 20)",
+            encode={"bitrate": 700_000}),
+        Case("ir_only", Scene(width=w, height=h, duration=26.0, trees=hedges, noise=2.0, seed=203, ir=ir,
+                              clock=True),
+             "no motion: infrared night mode on at 8 s (grey, brighter, grainier), off at 18 s",
+             encode={"bitrate": 700_000}),
+        Case("ir_car", Scene(
+            width=w, height=h, duration=26.0, fps=12.0, trees=hedges, noise=2.0, seed=204, ir=ir, clock=True,
+            actors=(crossing("car", 0.18, 6.5, 3.0, 0.95, seed=32, aspect=a),
+                    crossing("person", 0.35, 15.0, 6.0, 0.90, left_to_right=False, seed=33, aspect=a))),
+            "IR on at 8 s as a car crosses 6.5-9.5 s; off at 18 s as a person crosses 15-21 s",
+            encode={"bitrate": 700_000}),
+        Case("pumping_only", Scene(seed=205, **pumping),
+             "no motion: sunlight comes and goes, the exposure breathes; hedges in gusts, a burnt-in clock",
+             encode={"bitrate": 800_000}),
+        Case("pumping_person", Scene(
+            seed=206, actors=(crossing("person", 0.30, 12.0, 7.0, 0.88, seed=34, aspect=a),), **pumping),
+            "the same; a person walks in and across 12-19 s while the exposure pumps", encode={"bitrate": 800_000}),
+        Case("gusty_only", Scene(seed=207, **gusty),
+             "no motion: 426x240 at 150 kbit/s, leaves filling most of the view in gusts", encode=low),
+        Case("gusty_person", Scene(
+            seed=208, actors=(crossing("person", 0.40, 22.0, 12.0, 0.97, left_to_right=False, seed=35,
+                                       aspect=small_w / small_h),), **gusty),
+            "the same leaves; a person comes into view at 22 s, walking until the end", encode=low),
     ]
 
 
@@ -285,11 +339,89 @@ def scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, 2 * p * r / (p + r) if p + r else 0.0
 
 
+# -- DVR-Scan, side by side --------------------------------------------------------------------------------
+
+DVR_SCAN = ROOT / "bench" / "out" / "dvr-scan-venv"
+# Pinned, so that its figures mean the same from one run to the next. It reads video through OpenCV.
+DVR_SCAN_PACKAGES = ("dvr-scan==1.8.2.1", "opencv-python-headless==5.1.0.95")
+
+
+def dvr_scan_command() -> Path:
+    """``dvr-scan`` in its own virtualenv under bench/out/ (made on first use), so that OpenCV and
+    its pins never meet vimo's."""
+    import subprocess
+    import venv
+
+    exe = DVR_SCAN / "bin" / "dvr-scan"
+    marker = DVR_SCAN / ".installed"  # what was installed, so that a new pin reinstalls
+    if not (exe.exists() and marker.exists() and marker.read_text() == repr(DVR_SCAN_PACKAGES)):
+        print(f"installing {', '.join(DVR_SCAN_PACKAGES)} into {DVR_SCAN} ...", file=sys.stderr, flush=True)
+        venv.create(DVR_SCAN, with_pip=True, clear=True)
+        subprocess.run([str(DVR_SCAN / "bin" / "python"), "-m", "pip", "install", "--quiet", *DVR_SCAN_PACKAGES],
+                       check=True)
+        marker.write_text(repr(DVR_SCAN_PACKAGES))
+    return exe
+
+
+def dvr_scan(case: Case) -> list[dict] | None:
+    """DVR-Scan's events on a case's clip, with its defaults, scan only; None for a burst of stills
+    (it takes video only). Its events are padded as it pads them for a user (1.5 s before the
+    motion, 2 s after) and it names no peak, so its peak is taken as the middle of its span."""
+    import subprocess
+
+    if case.burst_times is not None:
+        return None
+    run = subprocess.run([str(dvr_scan_command()), "-i", str(case.path), "--scan-only", "--ignore-user-config",
+                          "--quiet"], capture_output=True, text=True, timeout=1800, cwd=OUT)
+    if run.returncode != 0:
+        raise RuntimeError(f"dvr-scan failed on {case.name}: {run.stderr[-500:]}")
+    # With --quiet it prints only the comma-separated timecodes: start,end,start,end,...
+    codes = [c for c in run.stdout.strip().replace("\n", ",").split(",") if c.strip()]
+    seconds = [_timecode(c) for c in codes]
+    return [{"start": a, "end": b, "peak": (a + b) / 2} for a, b in zip(seconds[::2], seconds[1::2])]
+
+
+def _timecode(code: str) -> float:
+    h, m, s = code.strip().split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def side_by_side(rows: list[tuple[str, list, list[dict], list[dict] | None]]) -> None:
+    """vimo and DVR-Scan on the same clips: F1 on clips with motion, false events on the others."""
+    def figure(events, truth):
+        if events is None:
+            return "n/a", (0, 0, 0, 0)
+        tp = match(events, truth)
+        fp, fn = len(events) - tp, len(truth) - tp
+        if truth:
+            return f"F1 {scores(tp, fp, fn)[2]:4.2f} ({len(events)})", (tp, fp, fn, 0)
+        return f"false {fp}", (0, 0, 0, fp)
+
+    print(f"\n{'clip':18s} {'truth':>5s}  {'vimo':>14s}  {'DVR-Scan':>14s}")
+    totals = {"vimo": [0, 0, 0, 0], "dvr": [0, 0, 0, 0]}
+    for name, truth, ours, theirs in rows:
+        a, ta = figure(ours, truth)
+        b, tb = figure(theirs, truth)
+        if theirs is None:
+            ta = (0, 0, 0, 0)  # compared on the clips both tools can read
+        for key, t in (("vimo", ta), ("dvr", tb)):
+            totals[key] = [x + y for x, y in zip(totals[key], t)]
+        print(f"{name:18s} {len(truth):5d}  {a:>14s}  {b:>14s}")
+    for key, label in (("vimo", "vimo"), ("dvr", "DVR-Scan 1.8.2.1 (defaults, --scan-only)")):
+        tp, fp, fn, false = totals[key]
+        p, r, f1 = scores(tp, fp, fn)
+        print(f"summary {label}: motion clips TP {tp} FP {fp} FN {fn}  precision {p:.2f} recall {r:.2f} F1 {f1:.2f}; "
+              f"false events on motion-free clips: {false}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", metavar="NAME", action="append", help="run only this clip (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the clips and exit")
     parser.add_argument("--sensitivity", type=float, default=0.5, help="the API's sensitivity option (default 0.5)")
+    parser.add_argument("--dvr-scan", action="store_true",
+                        help="also run DVR-Scan (its defaults, scan only, in its own virtualenv under bench/out/) on "
+                             "the same clips and print both tools' F1 and false events side by side")
     args = parser.parse_args(argv)
     try:
         os.nice(10)  # rendering and encoding are heavy; stay out of the way of interactive work
@@ -302,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.name:16s} {c.note}")
         return 0
 
-    rows, details = [], []
+    rows, details, both = [], [], []
     totals = {"tp": 0, "fp": 0, "fn": 0, "false_on_still": 0, "still_clips": 0}
     for case in selected:
         started = time.perf_counter()
@@ -325,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
             totals["still_clips"] += 1
         rows.append(f"{case.name:15s} {len(truth):5d} {len(events):5d} {tp:3d} {fp:3d} {fn:3d} {figures} "
                     f"{result['elapsed_ms']:7d}")
+        if args.dvr_scan:
+            both.append((case.name, truth, events, dvr_scan(case)))
         found = [(round(e["start"], 2), round(e["end"], 2), round(e["peak"], 2)) for e in events]
         details.append(f"{case.name:15s} truth {[(s, e) for s, e in truth]}\n{'':15s} found {found}  ({case.note})")
 
@@ -337,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
           f"false events on {totals['still_clips']} motion-free clips: {totals['false_on_still']}")
     print("\nfound = (start, end, peak) per detected event")
     print("\n".join(details))
+    if args.dvr_scan:
+        side_by_side(both)
     return 0
 
 

@@ -385,6 +385,37 @@ class Tree:
     amplitude: float = 3.0
     frequency: float = 0.7
     seed: int = 0
+    # Wind in gusts: 0 for the old steady breeze; 1 for calm spells broken by gusts of a second
+    # or three that bend the crown up to three times as far, while each leaf flutters on its own
+    # and glints as it turns (changes that are not a displacement of the crown).
+    gusts: float = 0.0
+
+    def __repr__(self) -> str:
+        return _compact_repr(self, ("gusts",))
+
+
+def _compact_repr(obj, added: tuple[str, ...]) -> str:
+    """A dataclass's repr without the ``added`` fields that are at their defaults: the repr is the
+    cache key of rendered clips, and a field added later must not re-render every clip made before it."""
+    import dataclasses
+
+    parts = [f"{f.name}={getattr(obj, f.name)!r}" for f in dataclasses.fields(obj)
+             if f.name not in added or getattr(obj, f.name) != f.default]
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def _gust(t: float, seed: int) -> float:
+    """Wind strength at ``t``: about 0.3 in the calm, up to 1 in a gust of a second or three, one
+    every five to nine seconds at random (seeded)."""
+    rng = np.random.default_rng(seed + 4099)
+    starts = np.cumsum(rng.uniform(4.0, 9.0, 64)) - 3.0
+    lengths = rng.uniform(1.0, 3.0, 64)
+    strength = rng.uniform(0.6, 1.0, 64)
+    level = 0.3
+    for start, length, s in zip(starts, lengths, strength):
+        if start <= t <= start + length:
+            level = max(level, 0.3 + (s - 0.3) * math.sin(math.pi * (t - start) / length))
+    return level
 
 
 class _TreeLayer:
@@ -422,14 +453,26 @@ class _TreeLayer:
         self.yy, self.xx = yy, xx
         self.weight = np.clip(1.15 - yy / h, 0, 1) ** 1.3
         self.phase = 2.5 * value_noise(h, w, max(4, w / 3), rng) + 6.0 * value_noise(h, w, 3 * scale + 1, rng) * 0.3
+        if tree.gusts:
+            # Leaves: each a few pixels across, with its own phase, so that they flutter apart.
+            self.leaf = math.pi * (1 + value_noise(h, w, 2.5 * scale + 1, np.random.default_rng(tree.seed + 31)))
 
     def draw(self, frame: np.ndarray, t: float) -> None:
         f = self.tree.frequency
-        gust = 0.75 + 0.25 * math.sin(2 * math.pi * 0.09 * t + 1.0)  # wind strength varies slowly
+        if self.tree.gusts:
+            gust = 0.75 + self.tree.gusts * 2.2 * (_gust(t, self.tree.seed) - 0.3)
+        else:
+            gust = 0.75 + 0.25 * math.sin(2 * math.pi * 0.09 * t + 1.0)  # wind strength varies slowly
         wave = (0.65 * np.sin(2 * math.pi * f * t + self.phase) + 0.35 * np.sin(2 * math.pi * 2.3 * f * t + 2 * self.phase))
         dx = self.amp * gust * self.weight * wave
         dy = 0.35 * dx * np.cos(self.phase)
+        if self.tree.gusts:
+            flutter = np.sin(2 * math.pi * 3.1 * t + self.leaf)
+            dx = dx + 0.8 * self.amp / 3 * gust * flutter
+            dy = dy + 0.5 * self.amp / 3 * gust * np.cos(2 * math.pi * 2.3 * t + self.leaf)
         rgb, alpha = _bilinear(self.rgb, self.alpha, self.yy - dy, self.xx - dx)
+        if self.tree.gusts:  # leaves turning catch the light
+            rgb = rgb * (1 + 0.12 * gust * np.sin(2 * math.pi * 1.7 * t + 2 * self.leaf))[..., None]
         H, W = frame.shape[:2]
         ys, xs = slice(max(0, self.y0), min(H, self.y1)), slice(max(0, self.x0), min(W, self.x1))
         oy, ox = ys.start - self.y0, xs.start - self.x0
@@ -549,6 +592,16 @@ class Scene:
     rain: float = 0.0
     snow: float = 0.0
     seed: int = 0
+    # Camera behaviour (see ``_camera``): exposure steps ``((t, stops), ...)``, each taking effect in
+    # one frame; ``pumping``, sunlight coming and going with clouds (0..1) while the auto-exposure
+    # chases it; infrared night mode ``((on, off), ...)``; a burnt-in clock.
+    exposure: tuple[tuple[float, float], ...] = ()
+    pumping: float = 0.0
+    ir: tuple[tuple[float, float], ...] = ()
+    clock: bool = False
+
+    def __repr__(self) -> str:
+        return _compact_repr(self, ("exposure", "pumping", "ir", "clock"))
 
     # -- ground truth -------------------------------------------------------------------------
 
@@ -594,8 +647,16 @@ class Scene:
         lamp = (0.16 + 0.3 * pool)[..., None]
         flicker_rng = np.random.default_rng(self.seed + 17)
         flicker = [(f, flicker_rng.uniform(0, 2 * math.pi)) for f in (3.7, 5.9, 8.3)]
+        # Pumping sunlight: where the sun falls (a soft field of shadows, the sky in shade), and
+        # the infrared illuminator's hot spot.
+        shade = np.clip(0.5 + 1.2 * value_noise(self.height, self.width, max(8, self.width / 5),
+                                                np.random.default_rng(self.seed + 5)), 0.25, 0.9)
+        shade[:int(0.42 * self.height)] = 0.85
+        illuminator = 0.55 + 0.6 * np.exp(-(((xx - 0.5 * self.width) / (0.45 * self.width)) ** 2
+                                            + ((yy - 0.6 * self.height) / (0.55 * self.height)) ** 2))
         return {"background": background, "sprites": sprites, "ramp": ramp, "trees": trees, "snow": snow,
-                "flicker": flicker, "lamp": lamp}
+                "flicker": flicker, "lamp": lamp, "shade": shade.astype(np.float32),
+                "illuminator": illuminator.astype(np.float32)}
 
     def render(self, t: float) -> np.ndarray:
         """The frame at time ``t`` as uint8 (height, width, 3) RGB."""
@@ -623,12 +684,18 @@ class Scene:
             luma = frame @ np.array([0.299, 0.587, 0.114], np.float32)
             frame = 0.25 * frame + 0.75 * luma[..., None]  # mostly grey, like a camera in night mode
             frame = 10 + frame * st["lamp"]
+        infrared = any(on <= t < off for on, off in self.ir)
+        if self.pumping or self.exposure or infrared:
+            frame = _camera(self, frame, t, infrared)
         if self.noise:
             rng = np.random.default_rng([self.seed, 7, round(t * 1000)])
             h, w = self.height, self.width
-            luma_noise = rng.standard_normal((h, w), np.float32) * self.noise
-            chroma_noise = rng.standard_normal((h, w, 3), np.float32) * (self.noise * 0.5)
+            grain = self.noise * (2.5 if infrared else 1.0)  # IR: the sensor's gain turned up
+            luma_noise = rng.standard_normal((h, w), np.float32) * grain
+            chroma_noise = rng.standard_normal((h, w, 3), np.float32) * (grain * (0.1 if infrared else 0.5))
             frame = frame + luma_noise[..., None] + chroma_noise
+        if self.clock:
+            _burn_clock(frame, t)
         return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
     def _draw_actor(self, frame: np.ndarray, actor: Actor, poses, t: float) -> None:
@@ -657,6 +724,90 @@ class Scene:
     def frames(self, times: Iterable[float]) -> Iterator[tuple[float, np.ndarray]]:
         for t in times:
             yield t, self.render(t)
+
+
+def _tone(frame: np.ndarray, gain: float) -> np.ndarray:
+    """The picture as the camera renders it with ``gain`` times the light: back through its tone
+    curve (sRGB's, without the linear toe) to the light, exposed ``gain`` times more, clipped where
+    the sensor saturates, and through the curve again. Not a gain of the picture: the curve's offset
+    lifts dark tones less than bright ones, and what saturates (sky, white walls) stops at white."""
+    y = np.clip(frame / 255.0, 0.0, 1.0)
+    light = ((y + 0.055) / 1.055) ** 2.4
+    return 255.0 * np.clip(1.055 * np.minimum(light * gain, 1.0) ** (1 / 2.4) - 0.055, 0.0, 1.0)
+
+
+def _exposure(scene: "Scene", t: float) -> float:
+    """The exposure's factor at ``t``: each step's stops from the frame it happens in."""
+    return 2.0 ** sum(stops for when, stops in scene.exposure if t >= when)
+
+
+def _sunlight(t: float, seed: int) -> float:
+    """Sunlight through passing clouds at ``t``: 1 in full sun, down to about 0.35 behind a cloud,
+    changing over a second or two (a smooth random walk, seeded)."""
+    rng = np.random.default_rng(seed + 271)
+    knots = rng.uniform(0.35, 1.0, 200)
+    knots[rng.random(200) < 0.25] = 1.0
+    x = t / 1.5
+    i = int(x)
+    f = x - i
+    f = f * f * (3 - 2 * f)
+    return float(knots[i % 200] * (1 - f) + knots[(i + 1) % 200] * f)
+
+
+def _auto_exposure(t: float, seed: int, amount: float) -> tuple[float, float]:
+    """(light, exposure) at ``t`` for a scene whose sunlight comes and goes by ``amount``: the
+    camera's auto-exposure follows the light a second late, in steps of a sixth of a stop, so the
+    picture breathes: it darkens as a cloud comes, then brightens back before the sun returns."""
+    light = lambda u: 1.0 - amount * (1.0 - _sunlight(u, seed))  # noqa: E731
+    lagged = sum(light(t - 0.25 * k) for k in range(2, 7)) / 5
+    stops = round(-math.log2(lagged) * 6) / 6
+    return light(t), 2.0 ** stops
+
+
+def _camera(scene: "Scene", frame: np.ndarray, t: float, infrared: bool) -> np.ndarray:
+    """Exposure steps, sunlight pumping and infrared night mode, through the tone curve."""
+    gain = _exposure(scene, t)  # the whole picture, in one frame: the auto-exposure's step
+    if scene.pumping:
+        light, exposure = _auto_exposure(t, scene.seed, scene.pumping)
+        shade = scene._static["shade"]
+        # What is in the sun follows the light; the shade and the sky much less.
+        frame = frame * (shade + (1 - shade) * light)[..., None]
+        gain *= exposure
+    if infrared:
+        # Near infrared: leaves reflect it (bright), blue sky and blue paint do not; the camera
+        # shows one grey channel, and its illuminator lights the middle of the picture most.
+        r, g, b = frame[..., 0], frame[..., 1], frame[..., 2]
+        ir = 0.5 * r + 0.45 * g - 0.15 * b + 1.6 * np.clip(g - 0.5 * (r + b), 0, None) + 18
+        ir = ir * scene._static["illuminator"] * 1.35
+        frame = np.repeat(ir[..., None], 3, axis=2)
+    return _tone(frame, gain) if gain != 1.0 else frame
+
+
+_CLOCK_START = 9 * 3600 + 59 * 60 + 47  # 09:59:47: the minutes and the hour roll over in the first 13 s
+
+
+def _burn_clock(frame: np.ndarray, t: float) -> None:
+    """The camera's date and time, white on a black outline in the top-left corner, ticking once a
+    second, drawn after the sensor's noise (the camera writes it into the picture it encodes)."""
+    from PIL import ImageFont
+
+    h, w = frame.shape[:2]
+    size = max(9, round(0.035 * h))
+    seconds = _CLOCK_START + int(t)
+    text = f"2026-12-03 {seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = font.getbbox(text, stroke_width=2)
+    box = Image.new("L", (right + 4, bottom + 4))
+    stroke = box.copy()
+    ImageDraw.Draw(stroke).text((2, 2), text, font=font, fill=255, stroke_width=2, stroke_fill=255)
+    ImageDraw.Draw(box).text((2, 2), text, font=font, fill=255)
+    x0, y0 = round(0.02 * w), round(0.02 * h)
+    bh, bw = min(box.height, h - y0), min(box.width, w - x0)
+    outline = np.asarray(stroke, np.float32)[:bh, :bw, None] / 255
+    white = np.asarray(box, np.float32)[:bh, :bw, None] / 255
+    region = frame[y0:y0 + bh, x0:x0 + bw]
+    region *= 1 - outline
+    region += 250 * white
 
 
 def vfr_times(segments: Sequence[tuple[float, float, float]], jitter: float = 0.0, seed: int = 0) -> list[float]:

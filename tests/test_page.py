@@ -436,3 +436,74 @@ def test_a_region_is_drawn_with_a_finger_and_clock_times_are_shown(browser, gate
         assert len(rows) == 1 and rows[0][1] in ("14:03:01", "14:03:02"), rows  # the top crossing, by the clock
     finally:
         context.close()
+
+
+def write_switch_clip(path: Path, seconds: float = 8.0, switch: float = 5.0, size=(320, 240), rate: int = 25) -> Path:
+    """A colourful textured scene that a dark square crosses at 1-2.5 s; at ``switch`` seconds the
+    camera turns to its infrared night mode: grey, another mix of the colours, brighter and grainier."""
+    import av
+
+    width, height = size
+    rng = np.random.default_rng(1)
+    background = rng.random((height, width, 3)) * 60 + 100
+    infrared = background @ np.array([0.15, 0.95, -0.1]) * 1.3 + 10
+    square = width * 3 // 16
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for i in range(int(seconds * rate)):
+            t = i / rate
+            frame = background.copy() if t < switch else \
+                np.repeat(infrared[..., None], 3, axis=2) + rng.normal(0, 6, (height, width, 1))
+            if 1.0 <= t < 2.5:
+                x = int((t - 1.0) / 1.5 * (width - square))
+                frame[height // 3:2 * height // 3, x:x + square] = 20
+            picture = av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="rgb24")
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_timeline_strip_shows_motion_events_and_what_was_set_aside(page, gateway, tmp_path):
+    """The page asks for the timeline and draws it: a bar per sample, the event over its span, and
+    the camera's switch to night mode shaded, with a legend that names it."""
+    clip = write_switch_clip(tmp_path / "switch.mp4")
+    requests = []
+    page.on("request", lambda r: requests.append(r) if r.url.endswith("/motion") else None)
+    page.goto(gateway)
+    run(page, clip)
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.is_visible("#timeline-strip")
+    payload = next(r.response().json() for r in requests if r.headers.get("accept") == "application/json")
+    samples = payload["timeline"]["samples"]
+    assert payload["timeline"]["fields"] == ["t", "score", "hit", "reason"] and len(samples) >= 14
+    assert [r[0] for r in samples if r[3] == "camera_switch"] == [pytest.approx(5.0, abs=0.6)]
+    [event] = payload["events"]
+
+    strip = page.evaluate("""() => {
+        const svg = document.getElementById("timeline-strip"), width = svg.viewBox.baseVal.width;
+        const box = (el) => ({x: el.x.baseVal.value / width, w: el.width.baseVal.value / width});
+        return {
+            samples: Number(svg.dataset.samples),
+            hits: svg.querySelectorAll(".tl-hit").length,
+            events: Array.from(svg.querySelectorAll(".tl-event"), box),
+            spans: Array.from(svg.querySelectorAll(".tl-span"), (el) => ({reason: el.dataset.reason, ...box(el)})),
+            legend: Array.from(document.querySelectorAll("#timeline-legend li"), (li) => li.dataset.key),
+            shown: svg.getBoundingClientRect().height,
+            label: svg.getAttribute("aria-label"),
+        };
+    }""")
+    last = max(samples[-1][0], payload["video"]["duration"])
+    assert strip["samples"] == len(samples) and strip["shown"] > 40
+    assert strip["hits"] == sum(r[2] for r in samples) >= 2
+    [drawn] = strip["events"]
+    assert drawn["x"] == pytest.approx(event["start"] / last, abs=0.01)
+    assert drawn["x"] + drawn["w"] == pytest.approx(event["end"] / last, abs=0.01)
+    [span] = strip["spans"]
+    assert span["reason"] == "camera_switch" and span["x"] < 5.0 / last < span["x"] + span["w"]
+    assert strip["legend"] == ["event", "hit", "still", "camera_switch"]
+    assert "camera_switch" in strip["label"]
+    assert "camera switched mode" in page.inner_text("#timeline-legend")

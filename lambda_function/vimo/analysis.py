@@ -21,6 +21,7 @@ from .events import Event, build_events
 from .frames import Clip, Sample, VideoInfo, open_frames
 from .motion import UsualChange, detect
 from .screen import screen
+from .timeline import Timeline
 from .upload import Upload
 
 # Samples this far apart (seconds) are dense enough to find events among: motion that starts and
@@ -49,6 +50,7 @@ class Result:
     # How the clip was decoded: "keyframes" (events found among them), "screened" (keyframes, and
     # in full only where something may have moved), "full" (all but non-reference frames), "frames".
     decoding: str = "keyframes"
+    timeline: Timeline | None = None  # with the option timeline=true: every sample's verdict
 
     def to_dict(self) -> dict:
         origin = clock.parse(self.video.recorded_at)
@@ -56,6 +58,8 @@ class Result:
                   "elapsed_ms": self.elapsed_ms, "complete": self.complete}
         if not self.complete:
             result["analyzed_until"] = round(self.analyzed_until or 0.0, 3)
+        if self.timeline is not None:
+            result["timeline"] = self.timeline.to_dict()
         return result
 
 
@@ -92,26 +96,28 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
         screen = max(options.step, KEYFRAME_EVENTS_INTERVAL) if interval is not None and interval <= options.step \
             else options.step
         events: list[Event] = []
+        timeline = Timeline() if options.timeline else None
         if interval is None or interval <= too_sparse:
             usual = UsualChange()
-            events = find_events(tally(clip.keyframe_samples(screen, start, end)), options, usual)
+            events = find_events(tally(clip.keyframe_samples(screen, start, end)), options, usual, timeline)
             interval = clip.keyframe_interval
             # At most this far apart: the first keyframe at or after each multiple of ``screen``.
             spacing = interval if interval >= screen else screen + interval
             keyframes = interval <= options.step
             if tally.complete and interval <= too_sparse and (keyframes and screen > options.step
                                                               or spacing > options.step * 2):
-                for event in events:
-                    _time_edges(event, clip, spacing, keyframes, options, usual, tally)
+                events = [_time_edges(event, clip, spacing, keyframes, options, usual, tally, timeline)
+                          for event in events]
         decoding = "keyframes"
         if tally.complete and interval > too_sparse:
             tally.restart()
+            timeline = Timeline() if options.timeline else None
             samples = _screened(clip, options, start, end, tally)
             decoding = "full" if samples is None else "screened"
             if samples is None:
                 tally.restart()
                 samples = tally(clip.samples(options.step, start, end))
-            events = find_events(samples, options)
+            events = find_events(samples, options, timeline=timeline)
         if tally.n == 0 and tally.complete:
             raise unsupported("not_a_video", "No frame of the video could be decoded: the file is damaged or truncated.")
 
@@ -122,17 +128,20 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
                           height=height, codec=clip.codec, frames_analyzed=tally.n,
                           recorded_at=_recorded_at(options, clip.recording_time()))
     return Result(events, video, round((time.perf_counter() - started) * 1000), tally.complete,
-                  None if tally.complete else tally.last_time, decoding)
+                  None if tally.complete else tally.last_time, decoding, timeline)
 
 
-def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None) -> list[Event]:
+def find_events(samples: Iterable[Sample], options: Options, usual: UsualChange | None = None,
+                timeline: Timeline | None = None) -> list[Event]:
     motions = detect(samples, options.sensitivity, usual, picture_width=options.tile_width,
                      regions=options.regions, exclude=options.exclude)
+    if timeline is not None:
+        motions = timeline.record(motions)
     return build_events(motions, options.cooldown, options.tile_width)
 
 
 def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, options: Options,
-                usual: UsualChange, tally: "_Tally") -> None:
+                usual: UsualChange, tally: "_Tally", timeline: Timeline | None = None) -> Event:
     """Re-time an event found among samples ``spacing`` apart from ``step``-spaced samples around
     its start and its end: the keyframes there, if ``keyframes`` come every step, else the frames
     decoded. Each edge lies halfway between two samples, the motion began (ended) between them,
@@ -146,27 +155,37 @@ def _time_edges(event: Event, clip: Clip, spacing: float, keyframes: bool, optio
         start, end = max(0.0, around - reach), around + reach
         samples = tally.again(clip.keyframe_samples(options.step, start, end, baseline=False) if keyframes
                               else clip.samples(options.step, start, end))
-        for motion in detect(samples, options.sensitivity, usual, learning=False, regions=options.regions,
-                             exclude=options.exclude):
+        scored = detect(samples, options.sensitivity, usual, learning=False, regions=options.regions,
+                        exclude=options.exclude)
+        for motion in scored if timeline is None else timeline.record(scored, first=True):
             motion.sample.release()
             yield motion
 
+    return retimed(event, motions(event.start), motions(event.end))
+
+
+def retimed(event: Event, around_start: Iterable, around_end: Iterable) -> Event:
+    """``event`` with its start at the first hit among the motions ``around_start`` (halfway from
+    the sample before), and its end at the last hit of the first run of hits ``around_end``; an
+    edge with no hit to go by stays. ``Event`` keeps the peak inside whatever this finds."""
+    start = end = None
     before = None
-    for motion in motions(event.start):  # up to the first hit
+    for motion in around_start:  # up to the first hit
         if motion.hit and before is not None:
-            event.start = (before + motion.time) / 2
+            start = (before + motion.time) / 2
             break
         before = motion.time
     before = last_hit = None
-    for motion in motions(event.end):  # up to the first still sample after a hit
+    for motion in around_end:  # up to the first still sample after a hit
         if motion.hit and before is not None:
             last_hit = (before, motion.time)
         elif last_hit:
             break
         before = motion.time
     if last_hit:
-        event.end = sum(last_hit) / 2
-    event.start, event.end = min(event.start, event.peak), max(event.end, event.peak)
+        end = sum(last_hit) / 2
+    return dataclasses.replace(event, start=event.start if start is None else start,
+                               end=event.end if end is None else end)
 
 
 def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_Tally") -> Iterable[Sample] | None:
@@ -247,8 +266,9 @@ def analyze_frames(upload: Upload, settings: Settings) -> Result:
     times = options.timestamps or [i * options.interval for i in range(len(upload.frames))]
     samples, video = open_frames(upload.frames, times, settings, options.tile_width)
     video = dataclasses.replace(video, recorded_at=_recorded_at(options, None))
-    events = find_events(samples, options)
-    return Result(events, video, round((time.perf_counter() - started) * 1000), decoding="frames")
+    timeline = Timeline() if options.timeline else None
+    events = find_events(samples, options, timeline=timeline)
+    return Result(events, video, round((time.perf_counter() - started) * 1000), decoding="frames", timeline=timeline)
 
 
 def _recorded_at(options: Options, from_container) -> str | None:

@@ -121,10 +121,11 @@ def add_option_flags(parser: argparse.ArgumentParser, skip: set[str]) -> None:
                                help=doc + ' On the command line: "x,y x,y x,y ..." (or the JSON form); repeat '
                                           "for more polygons.")
             continue
+        switch = {"nargs": "?", "const": "true"} if spec.kind is bool else {}  # --timeline, --boxes false
         group.add_argument("--" + name.replace("_", "-"), dest=name, metavar=_metavar(spec),
-                           help=doc + ("" if default is None else f" (default: {default})"))
+                           help=doc + ("" if default is None else f" (default: {default})"), **switch)
         if "_" in name:
-            group.add_argument(f"--{name}", dest=name, help=argparse.SUPPRESS)
+            group.add_argument(f"--{name}", dest=name, help=argparse.SUPPRESS, **switch)
 
 
 def _option_fields(args) -> dict:
@@ -140,7 +141,7 @@ def _option_fields(args) -> dict:
 def _metavar(spec) -> str:
     if isinstance(spec.kind, tuple):
         return "{" + ",".join(spec.kind) + "}"
-    return {int: "N", float: "X", list: "T,T,..."}.get(spec.kind, "VALUE")
+    return {int: "N", float: "X", list: "T,T,...", bool: "true|false"}.get(spec.kind, "VALUE")
 
 
 def _quiet(parser: argparse.ArgumentParser) -> None:

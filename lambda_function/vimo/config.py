@@ -80,6 +80,9 @@ OPTION_SPECS: dict[str, Spec] = {
     "timezone": Spec(ZoneInfo,
                      doc="IANA time zone name (Europe/Paris) in which clock times are shown; default: the offset of "
                          "`start_time`, else UTC."),
+    "timeline": Spec(bool,
+                     doc="`true` adds to the JSON every compared sample's time, motion score, whether it was a hit "
+                         "and, where a change was set aside, why (lighting, camera_switch, usual, transient)."),
 }
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -106,6 +109,7 @@ class Options:
     # ISO 8601 text (JSON-safe for segment workers); a naive time given with ``timezone`` is in that zone.
     start_time: str | None = None
     timezone: str | None = None
+    timeline: bool = False
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> "Options":

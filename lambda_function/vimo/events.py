@@ -22,10 +22,17 @@ def hhmmss(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Event:
     """A span of motion, timed as closely as the sampling allows (see ``EventBuilder``); ``peak`` is
-    the sample with the most motion, and the tile shows it."""
+    the sample with the most motion, and the tile shows it.
+
+    The span always holds its peak (``start <= peak <= end``), whoever made the event: each edge is
+    only an estimate of when the motion began or ended between two samples, while the peak is a
+    sample that shows it. So when the strongest change is the last hit (a picture that changed at
+    once) the event ends at its peak, not between it and the sample before. Frozen, so that re-timing
+    an edge (``dataclasses.replace``) or joining two pieces goes through this same rule.
+    """
 
     start: float
     end: float
@@ -34,6 +41,10 @@ class Event:
     tile: Image.Image | None = field(default=None, repr=False, compare=False)
     # What moved at the peak: (x, y, w, h) fractions of the upright picture (see motion.Motion.box).
     box: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "start", max(0.0, min(self.start, self.peak)))
+        object.__setattr__(self, "end", max(self.end, self.peak))
 
     @property
     def label(self) -> str:
@@ -114,7 +125,7 @@ class EventBuilder:
         event, self._open = self._open, None
         tile = event.peak.sample.picture(self.tile_width)
         event.peak.sample.release()
-        self.events.append(Event(start=max(0.0, event.start), end=(event.before_last_hit + event.last_hit) / 2,
+        self.events.append(Event(start=event.start, end=(event.before_last_hit + event.last_hit) / 2,
                                  peak=event.peak.time, score=event.peak.score, tile=tile, box=event.peak.box))
 
 

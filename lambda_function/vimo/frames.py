@@ -81,14 +81,18 @@ class VideoInfo:
 class Sample:
     """One sampled frame: its time, a small gray copy to compare, and the full picture on request."""
 
-    __slots__ = ("time", "gray", "rotation", "_source", "_reformatter")
+    __slots__ = ("time", "gray", "rotation", "_source", "_reformatter", "colour")
 
-    def __init__(self, time: float, gray: np.ndarray, source, rotation: int = 0, reformatter=None):
+    def __init__(self, time: float, gray: np.ndarray, source, rotation: int = 0, reformatter=None,
+                 colour: float | None = None):
         self.time = time
         self.gray = gray
         self.rotation = rotation  # degrees counter-clockwise that turn the picture upright
         self._source = source  # av.VideoFrame or PIL.Image, until ``release``
         self._reformatter = reformatter  # the clip's, so that scaling contexts are reused
+        # How colourful the picture is (see ``colourfulness``): an infrared night mode turns it grey
+        # in one frame. None when it could not be measured.
+        self.colour = colour
 
     def picture(self, width: int) -> Image.Image:
         """The frame, upright, ``width`` pixels wide (or its own width, if smaller)."""
@@ -116,12 +120,33 @@ class Sample:
         self._source = None
 
 
+_PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p"}
+
+
+def colourfulness(source) -> float | None:
+    """The mean distance of a picture's chroma from grey (8-bit Cb/Cr units), from a sparse grid of
+    its chroma planes: a scalar per sample, so that no colour copy is kept. A colour camera's
+    street scene is several units from grey, its infrared night mode well under one."""
+    if isinstance(source, Image.Image):
+        small = source.reduce(max(1, min(source.size) // 32)).convert("YCbCr")
+        chroma = np.asarray(small, np.float32)[..., 1:]
+        return float(np.abs(chroma - 128).mean())
+    if source.format.name not in _PLANAR_YUV:
+        return None  # gray, 10-bit or packed formats: nothing to say, nothing is set aside for colour
+    spread = 0.0
+    for plane in source.planes[1:3]:
+        every = max(1, plane.width // 48)
+        values = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[::every, :plane.width:every]
+        spread += float(np.abs(values.astype(np.int16) - 128).mean())
+    return spread / 2
+
+
 def _next_on_grid(t: float, step: float) -> float:
     """The first multiple of ``step`` after ``t``: grids stay aligned however a clip is split."""
     return (math.floor(t / step + 1e-6) + 1) * step
 
 
-def _analysis_size(width: int, height: int) -> tuple[int, int]:
+def analysis_size(width: int, height: int) -> tuple[int, int]:
     w = max(2, min(ANALYSIS_WIDTH, width - width % 2))
     h = max(2, round(w * height / width / 2) * 2)
     return w, h
@@ -362,9 +387,10 @@ class Clip:
         if frame.width * frame.height > self._settings.max_pixels:  # a stream may change size mid-way
             raise too_large(f"A frame of the video is {frame.width}x{frame.height}; at most "
                             f"{self._settings.max_pixels:,} pixels per frame are accepted.")
-        w, h = _analysis_size(frame.width, frame.height)
+        w, h = analysis_size(frame.width, frame.height)
         gray = self._gray.reformat(frame, width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
-        return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360, self._pictures)
+        return Sample(self._time(frame, origin) or 0.0, gray, frame, frame.rotation % 360, self._pictures,
+                      colourfulness(frame))
 
 
 def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Settings,
@@ -382,9 +408,9 @@ def open_frames(parts: Sequence[Part], times: Sequence[float], settings: Setting
         image = _open_image(part, index, settings)
         if size is None:
             size = image.size
-        w, h = _analysis_size(*size)
+        w, h = analysis_size(*size)
         gray = np.asarray(image.convert("L").resize((w, h), Image.Resampling.BOX))
-        sample = Sample(float(t), gray, image)
+        sample = Sample(float(t), gray, image, colour=colourfulness(image))
         sample.shrink(picture_width)
         samples.append(sample)
     duration = float(times[-1] - times[0]) if len(times) > 1 else 0.0

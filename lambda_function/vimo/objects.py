@@ -34,6 +34,9 @@ MIN_AREA_OF_THRESHOLD = 0.1
 # 480x270 analysis frame: six times a hit at the default sensitivity, a person about 15 % of the
 # picture high; two near flakes close together reach half that).
 LARGE_AREA = 0.003
+# ... and fills at least this share of its box: a person or a car is solid; leaves in a gust change
+# in scattered patches, grouped into one sparse box.
+LARGE_FILL = 0.25
 # Counterparts: their boxes overlap, or their centres are at most SPEED times the larger one's size
 # apart for each second between their samples; and neither more than SIZE_RATIO times the other's
 # area. People walk about their height in a second and run two or three; a car covers its length in
@@ -131,7 +134,7 @@ def follow(before: Sequence[Blob], now: Sequence[Blob], after: Sequence[Blob], s
     first, second = times[1] - times[0], times[2] - times[1]
     crawl = CRAWL * shape[1]
     for b in now:
-        if b.area >= LARGE_AREA * shape[0] * shape[1]:
+        if b.area >= LARGE_AREA * shape[0] * shape[1] and b.area >= LARGE_FILL * b.w * b.h:
             yield b
         sources = [a for a in before if a.continues(b, first, speed, crawl)]
         targets = [c for c in after if b.continues(c, second, speed, crawl)] if sources else []

@@ -40,6 +40,7 @@ from .config import LAMBDA_PAYLOAD_LIMIT, Options
 from .errors import ApiError
 from .events import Event
 from .frames import VideoInfo
+from .timeline import Timeline
 
 # A segment's answer stays below this (Lambda refuses responses over 6 MB).
 SEGMENT_PAYLOAD_LIMIT = LAMBDA_PAYLOAD_LIMIT - 512 * 1024
@@ -101,9 +102,11 @@ def _continues(before: Event, after: Event, cooldown: float, step: float) -> boo
     The serial run (``events.EventBuilder``) keeps hits in a row together, and hits with still
     samples between them together when they are at most ``cooldown`` apart. Each piece is timed
     half a step before its first and its last hit, so ``after.start - before.end`` is exactly the
-    time between the two hits either side of the boundary: one step when they are in a row.
+    time between the two hits either side of the boundary: one step when they are in a row. An
+    event whose last hit is its peak ends at that peak (see ``events.Event``), half a step later.
     """
-    return after.start - before.end <= max(cooldown, step) + 1e-6
+    end = before.end - step / 2 if before.end == before.peak else before.end
+    return after.start - end <= max(cooldown, step) + 1e-6
 
 
 def _join(a: Event, b: Event) -> Event:
@@ -133,7 +136,8 @@ def combine(results: Sequence, plan: Sequence[tuple[float, float]], options: Opt
             analyzed_until = max(analyzed_until, result.analyzed_until or start)
             break
         analyzed_until = end
-    return Result(events, video, elapsed_ms, complete, None if complete else analyzed_until)
+    timeline = Timeline.merged(r.timeline for r in present) if options.timeline else None
+    return Result(events, video, elapsed_ms, complete, None if complete else analyzed_until, timeline=timeline)
 
 
 
@@ -162,7 +166,8 @@ def result_to_dict(result, max_tiles: int) -> dict:
     events = [{"start": e.start, "end": e.end, "peak": e.peak, "score": e.score, "tile": tiles.get(i), "box": e.box}
               for i, e in enumerate(result.events)]
     payload = {"events": events, "video": dataclasses.asdict(result.video), "elapsed_ms": result.elapsed_ms,
-               "complete": result.complete, "analyzed_until": result.analyzed_until}
+               "complete": result.complete, "analyzed_until": result.analyzed_until,
+               "timeline": None if result.timeline is None else result.timeline.to_dict()}
     # Far below the limit in practice; if an absurd number of tiles ever were not, drop the weakest.
     while len(json.dumps(payload)) > SEGMENT_PAYLOAD_LIMIT and strongest:
         events[strongest.pop()]["tile"] = None
@@ -178,7 +183,7 @@ def result_from_dict(payload: dict):
                     tile=_image(e.get("tile")), box=tuple(e["box"]) if e.get("box") else None)
               for e in payload["events"]]
     return Result(events, VideoInfo(**payload["video"]), int(payload["elapsed_ms"]), bool(payload["complete"]),
-                  payload.get("analyzed_until"))
+                  payload.get("analyzed_until"), timeline=Timeline.from_dict(payload.get("timeline")))
 
 
 def _jpeg_base64(image: Image.Image) -> str:

@@ -50,7 +50,7 @@ from av.video.reformatter import VideoReformatter
 
 from .config import Options, Settings
 from .events import Event, EventBuilder, hhmmss
-from .frames import ANALYSIS_WIDTH, Sample, VideoInfo
+from .frames import Sample, VideoInfo, analysis_size, colourfulness
 from .motion import detect
 
 # Pauses between reconnection attempts: doubling from the first to the last, and back to the first
@@ -323,8 +323,7 @@ class LiveSource:
         return max(now - self._first_arrival, self._last_t + self.step)
 
     def _deliver(self, frame, t: float) -> None:
-        w = max(2, min(ANALYSIS_WIDTH, frame.width - frame.width % 2))
-        h = max(2, round(w * frame.height / frame.width / 2) * 2)
+        w, h = analysis_size(frame.width, frame.height)
         gray = self._gray.reformat(frame, width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
         now = time.time()
         self._epoch = now - t if self._epoch is None else min(self._epoch, now - t)
@@ -333,7 +332,7 @@ class LiveSource:
         if self.info is None or (self.info.width, self.info.height) != (frame.width, frame.height):
             codec = frame.format.name
             self.info = VideoInfo(duration=0.0, fps=None, width=frame.width, height=frame.height, codec=codec)
-        sample = Sample(t, gray, frame, frame.rotation % 360, self._pictures)
+        sample = Sample(t, gray, frame, frame.rotation % 360, self._pictures, colourfulness(frame))
         if self.is_file:  # a file waits for the detector: nothing is lost by reading it later
             self._put(sample)
             return
