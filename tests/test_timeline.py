@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import body_json, invoke, multipart_event, write_square_clip
-from vimo import segments
+from vimo import analysis, runners, segments
 from vimo.analysis import analyze_clip, analyze_frames
 from vimo.config import Options, Settings
 from vimo.upload import Part, Upload
@@ -69,16 +69,32 @@ def test_keyframe_pass_with_re_timed_edges(gop_clip):
     assert len(times) <= result.video.frames_analyzed  # a keyframe looked at again is one row
 
 
-def test_full_decode(long_gop_clip):
+def test_full_decode(long_gop_clip, monkeypatch):
+    monkeypatch.setattr(analysis, "screen", lambda packets: None)  # packet sizes that say nothing
     result = analyze_clip(long_gop_clip, TIMELINE, Settings())
+    assert result.decoding == "full"
     assert_consistent(result)
     times = [r[0] for r in rows(result)]
     assert len(times) == 16 and all(b - a == pytest.approx(0.5, abs=0.1) for a, b in zip(times, times[1:]))
 
 
+def test_screened_decode(long_gop_clip):
+    """Screened by packet sizes: a row for every sample compared, a step apart where the sizes
+    showed motion (2-4 s), the hits only there."""
+    result = analyze_clip(long_gop_clip, TIMELINE, Settings())
+    assert result.decoding == "screened"
+    assert_consistent(result)
+    samples = rows(result)
+    times = [r[0] for r in samples]
+    assert times == sorted(set(times)) and len(times) < 16
+    hits = [r[0] for r in samples if r[2]]
+    assert hits and all(1.5 <= t <= 4.6 for t in hits)
+    assert all(b - a == pytest.approx(0.5, abs=0.1) for a, b in zip(hits, hits[1:]))
+
+
 def test_segments_on_a_pool_give_the_serial_timeline(gop_clip):
     serial = analyze_clip(gop_clip, TIMELINE, Settings())
-    pooled = segments.analyze(gop_clip, TIMELINE, Settings(segment_seconds=2.0, workers=2, fanout_threshold=5.0))
+    pooled = runners.analyze(gop_clip, TIMELINE, Settings(segment_seconds=2.0, workers=2, fanout_threshold=5.0))
     assert_consistent(pooled)
     serial_hits = {r[0] for r in rows(serial) if r[2]}
     pooled_hits = {r[0] for r in rows(pooled) if r[2]}
