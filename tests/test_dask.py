@@ -31,7 +31,7 @@ def test_segments_run_on_the_dask_workers(cluster, big_clip, monkeypatch):
     fractions = []
     with Client(cluster.scheduler_address, set_as_default=False) as client, get_task_stream(client) as stream:
         result = runners.analyze_job_clip(str(big_clip), Options(), settings, fractions.append)
-    segments = [task for task in stream.data if task["key"].startswith("analyze_segment")]
+    segments = [task for task in stream.data if task["key"].startswith("_analyze_segment")]
     # 48 s in 8 s segments, each on one of the cluster's worker processes (not this one).
     assert len(segments) == 6 == len(fractions) and fractions[-1] == 1
     assert {task["worker"] for task in segments} <= set(cluster.scheduler_info["workers"])
@@ -47,7 +47,7 @@ def segments_done(cluster) -> int:
     with Client(cluster.scheduler_address, set_as_default=False) as client:
         return client.run_on_scheduler(lambda dask_scheduler: sum(
             1 for entry in dask_scheduler.transition_log
-            if str(entry[0]).startswith("analyze_segment") and entry[2] == "memory"))
+            if str(entry[0]).startswith("_analyze_segment") and entry[2] == "memory"))
 
 
 def test_a_job_on_the_local_server_uses_the_cluster(cluster, big_clip, monkeypatch, tmp_path):
