@@ -93,3 +93,17 @@ def test_segments_are_screened_on_their_own(clips):
     second, _ = analyse(clips["camera"], start=4.0)
     assert first.events == [] and second.decoding == "screened"
     assert_found(second)
+
+
+def test_the_keyframes_checked_come_back_as_soon_as_each_is_decoded(clips, monkeypatch):
+    """The screening check stops at the first two keyframes that differ where the sizes did not
+    rise (a clip in motion all the time), and the clip is then decoded in full: keyframes a
+    decoder takes in before giving those two back (its threads, its reordering) are decoded for
+    nothing."""
+    sent = []
+    decode = Clip._decode
+    monkeypatch.setattr(Clip, "_decode", lambda self, packet: sent.append(packet) or decode(self, packet))
+    with Clip(str(clips["camera"]), Settings()) as clip:
+        keyframes = clip.keyframe_samples(4.0, at_once=True)
+        assert [next(keyframes).time for _ in range(2)] == pytest.approx([0.0, 4.0])
+    assert len([packet for packet in sent if packet is not None]) == 2

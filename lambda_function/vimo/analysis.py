@@ -211,7 +211,8 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     skip = [(max((k for k in sizes.keyframes if k <= a + 1e-6), default=a), b) for a, b in spans]
 
     def keyframes():
-        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, skip=skip)):
+        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, skip=skip,
+                                                             at_once=True)):
             tally.rotation = sample.rotation
             sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
             keys.append(sample)

@@ -259,7 +259,8 @@ class Clip:
     # -- the two ways through a clip -------------------------------------------------------------
 
     def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf,
-                         baseline: bool = True, skip: Sequence[tuple[float, float]] = ()) -> Iterator[Sample]:
+                         baseline: bool = True, skip: Sequence[tuple[float, float]] = (),
+                         at_once: bool = False) -> Iterator[Sample]:
         """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
         no other packet but, with ``baseline``, the last keyframe before ``start`` (so that a clip
         cut into segments compares every pair of neighbouring keyframes exactly once; re-timing an
@@ -268,6 +269,9 @@ class Clip:
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
         ``analysis`` whether events can be found among keyframes alone. Keyframes within the
         ``(start, end)`` stretches of ``skip`` are not decoded (they will be, with those stretches).
+        With ``at_once``, each keyframe is yielded as soon as it is decoded: a decoder working on
+        several frames at a time (or reordering them) would otherwise decode a few keyframes more
+        before giving the first back, wasted when the caller stops early (a screening check that fails).
         """
         self._seek(start)
         self._stream.codec_context.skip_frame = "DEFAULT"
@@ -286,12 +290,12 @@ class Clip:
                 before = packet if baseline else None
                 continue
             if before is not None:
-                for frame in self._decode(before):
+                for frame in self._decode(before) + (self._drain() if at_once else []):
                     yield self._sample(frame, origin)
                 before = None
             if t + 1e-6 < next_time or any(a - 1e-6 <= t <= b + 1e-6 for a, b in skip):
                 continue
-            for frame in self._decode(packet):
+            for frame in self._decode(packet) + (self._drain() if at_once else []):
                 yield self._sample(frame, origin)
             next_time = _next_on_grid(t, step)
         for frame in self._decode(None):
@@ -373,6 +377,12 @@ class Clip:
         except av.FFmpegError:
             return []
         self.frames_decoded += len(frames)
+        return frames
+
+    def _drain(self) -> list:
+        """The frames the decoder still holds, leaving it ready for the next packet."""
+        frames = self._decode(None)
+        self._stream.codec_context.flush_buffers()
         return frames
 
     def _time(self, frame, origin: float) -> float | None:
