@@ -126,3 +126,27 @@ def test_pumping_sunlight_is_no_motion_and_is_shown_as_lighting(pumping):
     result = analyse(path)
     assert_found(result, truth)
     assert len(reasons(result)["lighting"]) >= 3
+
+
+@pytest.fixture(scope="module")
+def gusty(tmp_path_factory):
+    """Leaves filling most of a small, low-quality view (426x240 at 150 kbit/s), swaying in gusts
+    for 20 s; in the second clip a person walks past them, across the view, 9-17 s."""
+    w, h = 426, 240
+    leaves = (Tree((-0.1, -0.1, 0.55, 0.75), amplitude=4.0, frequency=0.5, seed=5, gusts=1.0),
+              Tree((0.45, -0.05, 1.1, 0.7), amplitude=4.5, frequency=0.6, seed=6, gusts=1.0))
+    scene = dict(width=w, height=h, duration=20.0, fps=10.0, trees=leaves, noise=3.0)
+    still = Scene(seed=321, **scene)
+    person = Scene(seed=322, actors=(crossing("person", 0.40, 9.0, 8.0, 0.97, left_to_right=False, seed=35,
+                                              aspect=w / h),), **scene)
+    return (clip(tmp_path_factory, "gusty", still, bitrate=150_000),
+            clip(tmp_path_factory, "gusty_person", person, bitrate=150_000))
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["leaves", "person"])
+def test_leaves_in_gusts_are_no_motion_and_a_person_walking_past_them_is_found_and_timed(gusty, which):
+    path, truth = gusty[which]
+    assert (truth != []) == bool(which)
+    result = analyse(path)
+    assert_found(result, truth)
+    assert "usual" in reasons(result)  # the leaves, shown as what always moves there

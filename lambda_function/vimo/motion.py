@@ -101,6 +101,10 @@ TRACKED_SHARE = 0.5
 LIGHT_BLOCK = 16
 LIGHT_STEP = 0.04
 LIGHT_FLOOR = 16
+# When the light stepped, what changed beyond its change is still judged: its change at each square
+# is the median of the squares' up to this many squares away.
+RELIGHT_REACH = 2
+RELIGHT_QUANTILE = 20
 # A change of the picture's mean brightness by more than this (|log| of the ratio; flicker moves it
 # 4 %) is a step of the light itself, uneven or not.
 TONE_SHIFT = 0.06
@@ -123,8 +127,9 @@ class Motion:
     score: float
     hit: bool
     sample: object  # the frames.Sample, kept so an event can make its tile from its peak
-    # Why a change here did not count, when it would have: LIGHTING or CAMERA_SWITCH (set aside),
-    # USUAL (only where things always move), TRANSIENT (nothing there a moment later); else None.
+    # Why a change here did not count, when it would have: LIGHTING or CAMERA_SWITCH (set aside;
+    # LIGHTING on a hit: what changed beyond the light's own change counted), USUAL (only where
+    # things always move), TRANSIENT (nothing there a moment later); else None.
     reason: str | None = None
     # What moved, for a hit: (x, y, w, h) fractions of the upright picture around its real objects.
     box: tuple[float, float, float, float] | None = None
@@ -330,6 +335,10 @@ def _change(sample, changed: np.ndarray | None, density: np.ndarray | None, asid
     if changed is None:
         return _Change(sample, None, view=view)
     reason, stepped = aside
+    if reason == LIGHTING:  # what changed beyond the light's own change is judged as usual
+        cells = usual.moving_cells(_density(square_counts(changed, CELL)))
+        pixels = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)[:changed.shape[0], :changed.shape[1]]
+        return _Change(sample, changed & pixels, reason=reason, seen=stepped, view=view)
     if reason is not None:  # what it saw: the share of the picture whose brightness stepped
         return _Change(sample, np.zeros_like(changed), reason=reason, seen=stepped, view=view)
     seen = float(np.count_nonzero(changed)) / view.pixels
@@ -349,8 +358,44 @@ def compare(a: np.ndarray, b: np.ndarray, colours: tuple = (None, None),
     changed = changed_pixels(a, b, gain, inside)
     stepped = _global(a, b)
     if stepped:
-        return changed, CAMERA_SWITCH if _switched(*colours) else LIGHTING, stepped
+        if _switched(*colours):
+            return changed, CAMERA_SWITCH, stepped
+        return _relit(a, b, inside), LIGHTING, stepped
     return changed, None, 0.0
+
+
+def _relit(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+    """The pixels that changed beyond what the light did, when it stepped: the light's change at a
+    pixel is anything between the low and the high RELIGHT_QUANTILE of the changes of the
+    LIGHT_BLOCK-pixel squares around it (RELIGHT_REACH squares either way), taken smoothly between
+    their centres. Light reaches a square and its neighbours alike (both sides of a shadow's edge
+    are within that range); a person walking in changes the few squares they cover, unlike the
+    light, and so still stands out."""
+    side = LIGHT_BLOCK
+    floor = LIGHT_FLOOR * side * side
+    ratio = np.log((square_counts(a, side) + floor) / (square_counts(b, side) + floor))
+    r = RELIGHT_REACH
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(ratio, r, mode="edge"), (2 * r + 1, 2 * r + 1))
+    low, middle, high = np.percentile(windows.reshape(*ratio.shape, -1),
+                                      (RELIGHT_QUANTILE, 50, 100 - RELIGHT_QUANTILE), axis=-1)
+    low, middle, high = (np.exp(_smooth(x, b.shape, side)).astype(np.float32) for x in (low, middle, high))
+    noise = np.abs(a - b * middle)[::2, ::4]
+    if inside is not None:
+        noise = noise[inside[::2, ::4]]
+    bar = max(MIN_DIFFERENCE, NOISE_FACTOR * float(np.median(noise)) / 0.6745) if noise.size else MIN_DIFFERENCE
+    changed = (a - b * high > bar) | (b * low - a > bar)
+    if inside is not None:
+        changed &= inside
+    return _open(changed)
+
+
+def _smooth(squares: np.ndarray, shape: tuple[int, int], side: int) -> np.ndarray:
+    """Values at the centres of ``side``-pixel squares, interpolated to each pixel of ``shape``."""
+    h, w = shape
+    ys = np.clip((np.arange(h) + 0.5) / side - 0.5, 0, squares.shape[0] - 1)
+    xs = np.clip((np.arange(w) + 0.5) / side - 0.5, 0, squares.shape[1] - 1)
+    rows = np.stack([np.interp(xs, np.arange(squares.shape[1]), row) for row in squares])
+    return np.stack([np.interp(ys, np.arange(squares.shape[0]), col) for col in rows.T], axis=1)
 
 
 def _switched(colour_a: float | None, colour_b: float | None) -> bool:
@@ -470,13 +515,13 @@ def _motion(change: _Change, threshold: float) -> Motion:
     sample = change.sample
     if change.moving is None:
         return Motion(sample.time, 0.0, False, sample)
-    if change.reason is not None:  # set aside: scored by what changed, for the timeline
-        return Motion(sample.time, change.seen, False, sample, change.reason)
     counts = square_counts(change.moving, CELL)
     pixels = change.view.pixels
     score = float(counts.sum()) / pixels
-    if float(_neighbourhoods(counts).max()) >= threshold * pixels:
-        return Motion(sample.time, score, True, sample, box=_box(change))
+    if float(_neighbourhoods(counts).max()) >= threshold * pixels:  # the light's own change set aside, if it stepped
+        return Motion(sample.time, score, True, sample, change.reason, box=_box(change))
+    if change.reason is not None:  # set aside: scored by what changed, for the timeline
+        return Motion(sample.time, change.seen, False, sample, change.reason)
     reason = _why_not(change, threshold * pixels)
     return Motion(sample.time, change.seen if reason else score, False, sample, reason)
 
