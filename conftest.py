@@ -125,9 +125,11 @@ def serving_files(folder: Path):
 
 
 def write_square_clip(path: Path, seconds: float = 6.0, moving=((2.0, 4.0),), codec: str = "libx264",
-                      size=(320, 240), rate: int = 25, gop: int | None = None) -> Path:
+                      size=(320, 240), rate: int = 25, gop: int | None = None, grain: float = 0.0,
+                      options: dict | None = None) -> Path:
     """A textured still scene that a dark square crosses, left to right, during each ``(start, end)``
-    of ``moving`` (seconds); ``gop``: frames between keyframes (the encoder's default if None)."""
+    of ``moving`` (seconds); ``gop``: frames between keyframes (the encoder's default if None);
+    ``grain``: the standard deviation of sensor noise new in every frame; ``options``: the encoder's."""
     import av
     import numpy as np
 
@@ -136,7 +138,7 @@ def write_square_clip(path: Path, seconds: float = 6.0, moving=((2.0, 4.0),), co
     background = (rng.random((height, width, 3)) * 60 + 100).astype(np.uint8)
     square = max(8, width * 3 // 16)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate, options={"g": str(gop)} if gop else {})
+        stream = out.add_stream(codec, rate=rate, options={**({"g": str(gop)} if gop else {}), **(options or {})})
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         for i in range(int(seconds * rate)):
@@ -146,6 +148,8 @@ def write_square_clip(path: Path, seconds: float = 6.0, moving=((2.0, 4.0),), co
                 if start <= t < end:
                     x = int((t - start) / (end - start) * (width - square))
                     frame[height // 3:height // 3 + height // 3, x:x + square] = 20
+            if grain:
+                frame = np.clip(frame + rng.normal(0, grain, (height, width, 1)), 0, 255).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

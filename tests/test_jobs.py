@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import body_json, gateway_event, invoke, serving, serving_files
+from conftest import body_json, gateway_event, invoke, serving, serving_files, write_square_clip
 from s3server import moto_server, s3_bucket  # noqa: F401  (fixtures)
 from vimo import gateway, jobs
 
@@ -22,30 +22,8 @@ def write_grainy_clip(path: Path, seconds: float = 48.0, rate: int = 10, size=(4
                       crf: int = 24) -> Path:
     """A textured scene with sensor grain in every frame (which is what makes it big: 16 MB for 48 s
     at crf 24), crossed by a dark square during each ``(start, end)`` of ``moving``."""
-    import av
-    import numpy as np
-
-    width, height = size
-    rng = np.random.default_rng(1)
-    background = (rng.random((height, width, 3)) * 60 + 100).astype(np.float32)
-    square = width * 3 // 16
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": str(crf)})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(int(seconds * rate)):
-            t = i / rate
-            frame = background.copy()
-            for start, end in moving:
-                if start <= t < end:
-                    x = int((t - start) / (end - start) * (width - square))
-                    frame[height // 3:height * 2 // 3, x:x + square] = 20
-            frame += rng.normal(0, 10, (height, width, 1)).astype(np.float32)
-            picture = av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="rgb24")
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    return write_square_clip(path, seconds, moving, size=size, rate=rate, grain=10.0,
+                             options={"preset": "ultrafast", "crf": str(crf)})
 
 
 @pytest.fixture(scope="module")
