@@ -194,7 +194,62 @@ def cases() -> list[Case]:
             actors=(crossing("person", 0.40, 9.0, 2.0, 0.92, seed=29, aspect=a),)),
             "night grain, camera stream with a keyframe every 4 s: a person crosses 9-11 s", encode=CAMERA_VBR),
         *nuisance_cases(),
+        *camera_cases(),
     ]
+
+
+def camera_cases() -> list[Case]:
+    """Scenes of the set again as cameras stream them by day (a denoised picture, a variable bitrate
+    with a cap, a keyframe every 2 s), where vimo screens by packet sizes and decodes only where
+    something may have moved: each must be found and timed as well as when every frame is decoded,
+    nuisances included (an exposure step costs a burst of bits, as motion does)."""
+    w, h = 640, 360
+    a = w / h
+    steps = ((6.0, 0.7), (13.0, -1.0), (20.0, 0.5))
+    return [
+        Case("camera_street", Scene(
+            width=1280, height=720, duration=34.0, fps=15.0, noise=1.0, seed=301, actors=(
+                crossing("person", 0.40, 2.0, 6.0, 0.93, seed=1, aspect=a),
+                crossing("car", 0.16, 11.0, 2.5, 0.97, left_to_right=False, seed=2, aspect=a),
+                crossing("person", 0.10, 17.0, 8.0, 0.62, seed=3, aspect=a),  # far side, slow
+                crossing("car", 0.22, 28.5, 1.5, 0.99, seed=4, aspect=a),
+            )), "day_street from a camera (720p, 15 fps, a keyframe every 2 s)",
+            encode=camera_vbr(2_000_000, 30)),
+        Case("camera_small_person", Scene(
+            width=w, height=h, duration=25.0, noise=1.0, seed=302,
+            actors=(crossing("person", 0.06, 4.0, 18.0, 0.60, seed=7, aspect=a),)),
+            "a distant person 6 % of the picture high crosses slowly: its frames cost little more than still ones",
+            encode=camera_vbr(1_000_000, 50)),
+        Case("camera_slow_walker", Scene(
+            width=w, height=h, duration=34.0, noise=1.0, seed=303,
+            actors=(Actor("person", 0.12, ((3.0, -0.05, 0.80), (30.0, 1.05, 0.80)), seed=23),)),
+            "slow_walker from a camera", encode=camera_vbr(1_000_000, 50)),
+        Case("camera_exposure_only", Scene(width=w, height=h, duration=24.0, noise=1.0, seed=304, exposure=steps),
+             "no motion: exposure_only from a camera (each step a burst of bits)",
+             encode=camera_vbr(1_000_000, 50)),
+        Case("camera_exposure_person", Scene(
+            width=w, height=h, duration=24.0, noise=1.0, seed=305, exposure=steps,
+            actors=(crossing("person", 0.35, 10.0, 6.0, 0.90, seed=30, aspect=a),
+                    crossing("car", 0.18, 19.0, 2.5, 0.97, left_to_right=False, seed=31, aspect=a))),
+            "exposure_person from a camera", encode=camera_vbr(1_000_000, 50)),
+        Case("camera_brief_pair", Scene(
+            width=w, height=h, duration=30.0, noise=1.0, seed=306,
+            actors=(crossing("car", 0.18, 6.3, 1.0, 0.97, seed=36, aspect=a),
+                    crossing("person", 0.30, 19.6, 1.2, 0.90, left_to_right=False, seed=37, aspect=a))),
+            "a car in 1 s and a person running across in 1.2 s, each between two keyframes 2 s apart",
+            encode=camera_vbr(1_000_000, 50)),
+        Case("camera_far_walker", Scene(
+            width=w, height=h, duration=48.0, noise=1.0, seed=307,
+            actors=(Actor("person", 0.10, ((20.0, 0.30, 0.66), (31.0, 0.75, 0.66)), seed=38),)),
+            "a still minute but for a distant person 10 % high who walks slowly across the middle 20-31 s",
+            encode=camera_vbr(1_000_000, 50)),
+    ]
+
+
+def camera_vbr(cap: int, gop: int) -> dict:
+    """A camera's stream: variable bitrate up to ``cap``, a keyframe every ``gop`` frames."""
+    return {"bitrate": cap, "gop": gop,
+            "options": {"preset": "veryfast", "crf": "23", "maxrate": str(cap), "bufsize": str(2 * cap)}}
 
 
 def nuisance_cases() -> list[Case]:
@@ -251,8 +306,7 @@ def nuisance_cases() -> list[Case]:
 
 
 # A camera's stream: variable bitrate with a cap, a keyframe every 4 s (at 25 fps).
-CAMERA_VBR = {"bitrate": 1_000_000, "gop": 100,
-              "options": {"preset": "veryfast", "crf": "23", "maxrate": "1000000", "bufsize": "2000000"}}
+CAMERA_VBR = camera_vbr(1_000_000, 100)
 
 
 def walk_in_stop_walk_out() -> Actor:

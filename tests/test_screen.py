@@ -20,7 +20,7 @@ from vimo.frames import Clip
 from vimo.screen import screen
 
 sys.path.insert(0, str(TEST_DATA))
-from scenes import Scene, crossing, encode  # noqa: E402
+from scenes import Actor, Scene, crossing, encode  # noqa: E402
 
 WIDTH, HEIGHT = 320, 180
 # A person runs across the view from 6.2 to 7.7 s: after the keyframe at 4 s, before the one at 8 s.
@@ -107,3 +107,57 @@ def test_the_keyframes_checked_come_back_as_soon_as_each_is_decoded(clips, monke
         keyframes = clip.keyframe_samples(4.0, at_once=True)
         assert [next(keyframes).time for _ in range(2)] == pytest.approx([0.0, 4.0])
     assert len([packet for packet in sent if packet is not None]) == 2
+
+
+def test_someone_already_there_at_a_stretch_s_first_keyframe_is_timed_from_the_keyframe_before(tmp_path):
+    """A person steps into view with the keyframe at 8 s (a keyframe's size says nothing of what
+    changed), stands a moment, then walks off: the sizes flag only the walk, from 8.5 s, so the
+    stretch decoded for it starts from the keyframe at 8 s, which already shows them. The screening
+    check sees that keyframe differ from the one checked before it, and the stretch is decoded from
+    there instead: the event starts where decoding every frame says (it started halfway between the
+    two checked keyframes, at 6 s)."""
+    scene = Scene(width=WIDTH, height=HEIGHT, duration=16.0, noise=1.0, seed=6, actors=(
+        Actor("person", 0.3, ((8.0, 0.3, 0.8), (8.8, 0.3, 0.8), (14.0, 0.7, 0.8)), seed=4),))
+    path = encode(scene, tmp_path / "appears.mp4", gop=50, options={"crf": "23", "preset": "veryfast"}, threads=1)
+    sizes = screen(Clip(str(path), Settings()).packets())
+    assert sizes.suspect[0][0] > 8.4  # the sizes do not see them arrive
+    screened, _ = analyse(path)
+    assert screened.decoding == "screened"
+    with Clip(str(path), Settings()) as clip:
+        every_frame = analysis.find_events(clip.samples(Options().step), Options())
+    assert [(e.start, e.end) for e in screened.events] == [(e.start, e.end) for e in every_frame]
+    assert 7.0 < screened.events[0].start <= 8.0, screened.events
+
+
+def test_a_stretch_feeds_the_decoder_nothing_past_its_end(clips, monkeypatch):
+    """A threaded decoder takes in several packets before it gives a frame back: a stretch stops
+    feeding it once the packets in decoding order pass its end, and drains it instead."""
+    sent = []
+    decode = Clip._decode
+    monkeypatch.setattr(Clip, "_decode", lambda self, packet: sent.append(packet) or decode(self, packet))
+    with Clip(str(clips["camera"]), Settings()) as clip:
+        samples = list(clip.samples(0.5, 5.0, 7.0))
+        base = clip._stream.time_base
+    # The frames no other depends on are skipped, so a sample may come a frame after its time.
+    assert [s.time for s in samples] == pytest.approx([5.04, 5.52, 6.0, 6.52])
+    fed = [float(p.dts * base) for p in sent if p is not None]
+    assert max(fed) <= 7.0 + 1e-6 and min(fed) < 4.1  # from the keyframe at 4 s, up to the end
+
+
+def test_after_a_change_the_sizes_missed_the_rest_is_decoded_in_full(tmp_path):
+    """A person runs across between two keyframes (the sizes show it), and later another walks
+    slowly across, coded in so few bytes that the sizes miss them while the keyframes show them:
+    the sizes are not trusted from the keyframe before that change on, and the rest is decoded in
+    full; what came before stays screened. The events are those decoding every frame finds."""
+    scene = Scene(width=WIDTH, height=HEIGHT, duration=24.0, noise=1.0, seed=7, actors=(
+        crossing("person", 0.35, 6.2, 1.5, 0.92, seed=3, aspect=WIDTH / HEIGHT),
+        crossing("person", 0.20, 14.5, 8.0, 0.95, left_to_right=False, seed=8, aspect=WIDTH / HEIGHT)))
+    path = encode(scene, tmp_path / "two.mp4", gop=100, options={"crf": "23", "preset": "veryfast"}, threads=1)
+    screened, frames = analyse(path)
+    with Clip(str(path), Settings()) as clip:
+        every_frame = analysis.find_events(clip.samples(Options().step), Options())
+        all_frames = clip.frames_decoded
+    assert screened.decoding == "screened"
+    assert [(e.start, e.end) for e in screened.events] == [(e.start, e.end) for e in every_frame]
+    assert abs(screened.events[0].start - 6.2) <= 1.0 and abs(screened.events[1].start - 14.5) <= 1.0, screened.events
+    assert frames < 0.9 * all_frames, (frames, all_frames)

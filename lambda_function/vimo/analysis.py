@@ -198,21 +198,29 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     ``SCREEN_KEYFRAMES`` seconds is decoded, and those are the samples there, so that ``detect``
     compares still with still and learns the usual motion from the whole span. Those keyframes
     also check the sizes: wherever two of them differ, the sizes between them must have risen,
-    or they are not trusted and None is returned.
+    or they are not trusted from the first of the two on, and the rest is decoded in full (all of
+    it: None is returned). Each stretch's first and last keyframes are checked too. What arrived
+    with the first cost the frames after it nothing, so where it differs from the keyframe checked
+    before it, the stretch starts from that one instead (its first sample must be still, to time
+    the event's start); the last is compared with the next keyframe checked.
     """
     sizes = screen(clip.packets(start, end))
     if sizes is None:
         return None
     step = options.step
     edge = max(SCREEN_EDGE, 2 * step)
-    spans = sorted((max(start, _span_start(a, edge, step, sizes.keyframes)), min(end, b + edge))
-                   for a, b in sizes.suspect if b + edge > start and a - edge < end)
+    stretches = _merged(sorted((max(start, _span_start(a, edge, step, sizes.keyframes)), min(end, b + edge))
+                               for a, b in sizes.suspect if b + edge > start and a - edge < end), sizes.keyframes)
+    firsts = [_keyframe_before(a, sizes.keyframes) for a, _ in stretches]
+    # And the last keyframe in each, so that what changes between its end and the next keyframe
+    # checked is checked too (a pair of keyframes around a stretch may differ: the sizes said so).
+    lasts = [_keyframe_before(b, sizes.keyframes) for _, b in stretches]
     keys: list[Sample] = []
-    skip = [(max((k for k in sizes.keyframes if k <= a + 1e-6), default=a), b) for a, b in spans]
 
     def keyframes():
-        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, skip=skip,
-                                                             at_once=True)):
+        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, at_once=True,
+                                                        skip=[(k + 1e-3, b) for k, (_, b) in zip(firsts, stretches)],
+                                                        also=firsts + lasts)):
             tally.rotation = sample.rotation
             sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
             keys.append(sample)
@@ -221,19 +229,24 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     before = None
     for motion in detect(keyframes(), min(1.0, options.sensitivity + SCREEN_SENSITIVITY), UsualChange(),
                          learning=False):
-        if motion.hit and before is not None and not sizes.responds(before, motion.time):
-            return None  # the picture changed between two keyframes, and the sizes did not show it
+        if motion.hit and before is not None:
+            if any(abs(motion.time - k) < 1e-3 for k in firsts):
+                # A stretch's first keyframe already shows the change (it came with the keyframe, which
+                # the sizes cannot see): its still sample is the keyframe checked before it.
+                stretches = [(min(a, before), b) if abs(k - motion.time) < 1e-3 else (a, b)
+                             for k, (a, b) in zip(firsts, stretches)]
+            elif not sizes.responds(before, motion.time):
+                # The picture changed between two keyframes and the sizes did not show it: they are
+                # not trusted from the first of them on, and the rest is decoded in full.
+                if before <= start + 1e-6:
+                    return None
+                stretches = _merged([*((a, b) for a, b in stretches if a < before), (before, end)], sizes.keyframes)
+                break
         before = motion.time
     if not tally.complete:
         tally.last_time = keys[-1].time if keys else 0.0
         return keys
-    merged: list[tuple[float, float]] = []
-    for a, b in spans:
-        # One stretch, if decoding the next one would start from a keyframe this one already passed.
-        if merged and max((k for k in sizes.keyframes if k <= a + 1e-6), default=a) <= merged[-1][1] + 1e-6:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
+    merged = _merged(stretches, sizes.keyframes)
 
     def samples():
         i = 0
@@ -251,6 +264,23 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     tally.restart()
     tally.rotation = rotation
     return tally(samples())
+
+
+def _merged(stretches: list[tuple[float, float]], keyframes: list[float]) -> list[tuple[float, float]]:
+    """``stretches`` (sorted by start) as one wherever decoding the next would start from a keyframe
+    the one before already passed."""
+    merged: list[tuple[float, float]] = []
+    for a, b in stretches:
+        if merged and _keyframe_before(a, keyframes) <= merged[-1][1] + 1e-6:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _keyframe_before(t: float, keyframes: list[float]) -> float:
+    """The last keyframe at or before ``t``: where decoding a stretch from ``t`` starts."""
+    return max((k for k in keyframes if k <= t + 1e-6), default=t)
 
 
 def _span_start(suspect: float, edge: float, step: float, keyframes: list[float]) -> float:

@@ -39,6 +39,12 @@ from .upload import Part
 # picture's height is eight pixels tall; small enough that averaging away sensor noise and
 # comparing two frames costs a few milliseconds.
 ANALYSIS_WIDTH = 480
+# Frames this wide are decoded without the deblocking filter (FFmpeg's ``skip_loop_filter``):
+# it smooths the edges of the codec's blocks, which the analysis's fourfold (and more) shrinking
+# averages away, as does any tile's (at most 1280 wide), and it is a sixth of H.264's decoding.
+SKIP_LOOP_FILTER_WIDTH = 1920
+# Streams probed without decoding when a clip is opened (a camera's file has one to three).
+PROBED_STREAMS = 8
 
 # Seconds FFmpeg waits for data from a URL before giving up.
 READ_TIMEOUT = 15
@@ -171,11 +177,21 @@ class Clip:
         # swscale contexts cost more to set up than to run: one for gray copies, one for pictures.
         self._gray, self._pictures = VideoReformatter(), VideoReformatter()
 
-    def _open(self):
+    def _open(self, decode_to_probe: bool = False):
+        """The container, probed without decoding (FFmpeg decodes the first frames to learn what the
+        headers already say, a 4K keyframe's cost at every opening), unless ``decode_to_probe`` or
+        the headers do not give the picture's size (a stream with no global header) or when it
+        starts (H.264 with B-frames in Matroska, which stores no decoding times)."""
         try:
             # Over HTTP (a presigned S3 URL), a stalled read fails after READ_TIMEOUT instead of hanging.
             remote = self._path.startswith(("http://", "https://"))
-            container = av.open(self._path, options={"rw_timeout": str(READ_TIMEOUT * 1_000_000)} if remote else {})
+            options = {"rw_timeout": str(READ_TIMEOUT * 1_000_000)} if remote else {}
+            probe = [] if decode_to_probe else [{"skip_frame": "all"}] * PROBED_STREAMS
+            container = av.open(self._path, options=options, stream_options=probe)
+            video = container.streams.video[0] if container.streams.video else None
+            if not decode_to_probe and video and not (video.codec_context.width and video.start_time is not None):
+                container.close()
+                return self._open(decode_to_probe=True)
         except (av.FFmpegError, UnicodeDecodeError, ValueError):
             raise unsupported("not_a_video", "The upload is not a video that can be decoded "
                                              "(MP4, MOV, MKV, WebM or AVI with a common codec).") from None
@@ -198,15 +214,17 @@ class Clip:
         if self.duration_hint(stream) > self._settings.max_duration:
             raise too_large(f"The video claims to last {self.duration_hint(stream) / 3600:.1f} hours; at most "
                             f"{self._settings.max_duration / 3600:g} hours are accepted.")
-        self._set_threads(stream)
+        self._set_up_decoder(stream)
         return stream
 
-    def _set_threads(self, stream) -> None:
+    def _set_up_decoder(self, stream) -> None:
         if self._threads == 1:
             stream.thread_type = "NONE"
         else:
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = self._threads
+        if stream.codec_context.width >= SKIP_LOOP_FILTER_WIDTH:
+            stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
 
     def duration_hint(self, stream=None) -> float:
         """The duration the headers claim; only a hint, the samples' timestamps are the truth."""
@@ -260,7 +278,7 @@ class Clip:
 
     def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf,
                          baseline: bool = True, skip: Sequence[tuple[float, float]] = (),
-                         at_once: bool = False) -> Iterator[Sample]:
+                         also: Sequence[float] = (), at_once: bool = False) -> Iterator[Sample]:
         """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
         no other packet but, with ``baseline``, the last keyframe before ``start`` (so that a clip
         cut into segments compares every pair of neighbouring keyframes exactly once; re-timing an
@@ -268,7 +286,8 @@ class Clip:
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
         ``analysis`` whether events can be found among keyframes alone. Keyframes within the
-        ``(start, end)`` stretches of ``skip`` are not decoded (they will be, with those stretches).
+        ``(start, end)`` stretches of ``skip`` are not decoded (they will be, with those stretches);
+        those at the times in ``also`` are, wherever they fall.
         With ``at_once``, each keyframe is yielded as soon as it is decoded: a decoder working on
         several frames at a time (or reordering them) would otherwise decode a few keyframes more
         before giving the first back, wasted when the caller stops early (a screening check that fails).
@@ -293,7 +312,8 @@ class Clip:
                 for frame in self._decode(before) + (self._drain() if at_once else []):
                     yield self._sample(frame, origin)
                 before = None
-            if t + 1e-6 < next_time or any(a - 1e-6 <= t <= b + 1e-6 for a, b in skip):
+            if not any(abs(t - a) < 1e-6 for a in also) and (
+                    t + 1e-6 < next_time or any(a - 1e-6 <= t <= b + 1e-6 for a, b in skip)):
                 continue
             for frame in self._decode(packet) + (self._drain() if at_once else []):
                 yield self._sample(frame, origin)
@@ -309,8 +329,13 @@ class Clip:
         self._stream.codec_context.skip_frame = "NONREF"
         origin = self._origin()
         next_time = start
-        for packet in itertools.chain(self._demux(), [None]):  # None drains the decoder's last frames
-            for frame in self._decode(packet):
+        for packet in itertools.chain(self._demux(), [None]):
+            # Past ``end`` in decoding order, every frame shown by ``end`` has been sent to the decoder
+            # (none is decoded after it is shown): drain it (None) rather than feed the frames a
+            # threaded decoder would take on meanwhile.
+            last = packet is None or (packet.dts is not None
+                                      and float(packet.dts * self._stream.time_base) - origin > end + 1e-6)
+            for frame in self._drain() if last else self._decode(packet):
                 t = self._time(frame, origin)
                 if t is not None and t > end + 1e-6:
                     return
@@ -318,6 +343,8 @@ class Clip:
                     continue
                 yield self._sample(frame, origin)
                 next_time = _next_on_grid(t, step)
+            if last:
+                return
 
     def packets(self, start: float = 0.0, end: float = math.inf) -> list[Packet]:
         """Every packet from the keyframe at or before ``start`` to ``end``, in presentation order,
@@ -361,7 +388,7 @@ class Clip:
         self._container = self._open()
         self._untouched = True
         stream = self._container.streams.video[0]
-        self._set_threads(stream)
+        self._set_up_decoder(stream)
         self._stream = stream
 
     def _demux(self):
