@@ -75,12 +75,8 @@ def cases() -> list[Case]:
                     Tree((0.70, 0.12, 0.92, 0.62), amplitude=3.5, frequency=0.9, seed=2))
     return [
         Case("day_street", Scene(
-            width=1280, height=720, duration=34.0, fps=15.0, noise=2.0, seed=101, actors=(
-                crossing("person", 0.40, 2.0, 6.0, 0.93, seed=1, aspect=a),
-                crossing("car", 0.16, 11.0, 2.5, 0.97, left_to_right=False, seed=2, aspect=a),
-                crossing("person", 0.10, 17.0, 8.0, 0.62, seed=3, aspect=a),  # far side, slow
-                crossing("car", 0.22, 28.5, 1.5, 0.99, seed=4, aspect=a),
-            )), "people and cars of several sizes and speeds",
+            width=1280, height=720, duration=34.0, fps=15.0, noise=2.0, seed=101, actors=street_actors(a)),
+            "people and cars of several sizes and speeds",
             encode={"bitrate": 2_000_000}),
         Case("night_person", Scene(
             width=w, height=h, duration=25.0, night=True, noise=8.0, seed=102,
@@ -198,6 +194,14 @@ def cases() -> list[Case]:
     ]
 
 
+def street_actors(aspect: float) -> tuple[Actor, ...]:
+    """day_street's people and cars, of several sizes and speeds."""
+    return (crossing("person", 0.40, 2.0, 6.0, 0.93, seed=1, aspect=aspect),
+            crossing("car", 0.16, 11.0, 2.5, 0.97, left_to_right=False, seed=2, aspect=aspect),
+            crossing("person", 0.10, 17.0, 8.0, 0.62, seed=3, aspect=aspect),  # far side, slow
+            crossing("car", 0.22, 28.5, 1.5, 0.99, seed=4, aspect=aspect))
+
+
 def camera_cases() -> list[Case]:
     """Scenes of the set again as cameras stream them by day (a denoised picture, a variable bitrate
     with a cap, a keyframe every 2 s), where vimo screens by packet sizes and decodes only where
@@ -208,12 +212,8 @@ def camera_cases() -> list[Case]:
     steps = ((6.0, 0.7), (13.0, -1.0), (20.0, 0.5))
     return [
         Case("camera_street", Scene(
-            width=1280, height=720, duration=34.0, fps=15.0, noise=1.0, seed=301, actors=(
-                crossing("person", 0.40, 2.0, 6.0, 0.93, seed=1, aspect=a),
-                crossing("car", 0.16, 11.0, 2.5, 0.97, left_to_right=False, seed=2, aspect=a),
-                crossing("person", 0.10, 17.0, 8.0, 0.62, seed=3, aspect=a),  # far side, slow
-                crossing("car", 0.22, 28.5, 1.5, 0.99, seed=4, aspect=a),
-            )), "day_street from a camera (720p, 15 fps, a keyframe every 2 s)",
+            width=1280, height=720, duration=34.0, fps=15.0, noise=1.0, seed=301, actors=street_actors(a)),
+            "day_street from a camera (720p, 15 fps, a keyframe every 2 s)",
             encode=camera_vbr(2_000_000, 30)),
         Case("camera_small_person", Scene(
             width=w, height=h, duration=25.0, noise=1.0, seed=302,

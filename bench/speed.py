@@ -21,7 +21,9 @@ decoding: the hardest case for an analysis that decodes only keyframes.
     .venv/bin/python bench/speed.py [--only PART_OF_NAME ...] [--repeat N] [--render-only] [--before DIR]
 
 ``cpu ratio`` is the analysis's CPU time (every thread's: what a Lambda vCPU spends) over the decode
-loop's, ``CPU s/h`` the analysis's CPU seconds per hour of footage; with ``--before DIR`` the same
+loop's, ``CPU s/h`` the analysis's CPU seconds per hour of footage. The analysis runs with the
+settings it has on the Lambda function (1769 MB: one vCPU, so one decoder thread; ``ON_LAMBDA``),
+the decode loop with OpenCV's defaults (a thread per core). With ``--before DIR`` the same
 clips are also analysed by the vimo package in DIR (``git archive <rev> lambda_function | tar -x``)
 in the same run, for a before/after on equal terms.
 """
@@ -162,7 +164,7 @@ import json, sys, time
 from vimo.analysis import analyze_clip
 from vimo.config import Options, Settings
 started, cpu = time.perf_counter(), time.process_time()  # CPU time of every thread: what Lambda's vCPU spends
-result = analyze_clip(sys.argv[1], Options(), Settings())
+result = analyze_clip(sys.argv[1], Options(), Settings.from_env())
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 print(json.dumps({"seconds": elapsed, "cpu": cpu, "rss_mb": PEAK_MB, "duration": result.video.duration,
                   "events": [e.to_dict() for e in result.events], "frames": result.video.frames_analyzed}))
@@ -201,9 +203,14 @@ print(time.perf_counter() - started)
 """
 
 
-def run(code: str, *args: str, code_dir: str | None = None) -> str:
+# The analysis runs with the settings it has on the Lambda function (1769 MB, one vCPU), which
+# is what its CPU time costs there: one decoder thread (an older version decodes as it did there).
+ON_LAMBDA = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}
+
+
+def run(code: str, *args: str, code_dir: str | None = None, env: dict | None = None) -> str:
     """``code`` in a fresh interpreter; ``code_dir``: import vimo from there (another version of it)."""
-    env = None if code_dir is None else {**os.environ, "PYTHONPATH": code_dir}
+    env = {**os.environ, **(env or {}), **({"PYTHONPATH": code_dir} if code_dir else {})}
     return subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
                           cwd=ROOT, env=env).stdout.strip().splitlines()[-1]
 
@@ -260,14 +267,15 @@ def main() -> None:
         key_interval = float(run(KEYFRAMES, str(path)))
         loops = [tuple(map(float, run(DECODE_LOOP, str(path)).split())) for _ in range(args.repeat)]
         decode_s, decode_mb, decode_cpu = min(l[0] for l in loops), loops[0][1], min(l[3] for l in loops)
-        analyses = [json.loads(run(ANALYSIS, str(path))) for _ in range(args.repeat)]
+        analyses = [json.loads(run(ANALYSIS, str(path), env=ON_LAMBDA)) for _ in range(args.repeat)]
         keys_s = min(float(run(KEYS_ONLY, str(path))) for _ in range(args.repeat))
         analysis = min(analyses, key=lambda a: a["cpu"])
         tp = match(analysis["events"], truth)
         f1 = scores(tp, len(analysis["events"]) - tp, len(truth) - tp)[2]
         before = ""
         if args.before:
-            old = min((json.loads(run(ANALYSIS, str(path), code_dir=args.before)) for _ in range(args.repeat)),
+            old = min((json.loads(run(ANALYSIS, str(path), code_dir=args.before, env=ON_LAMBDA))
+                       for _ in range(args.repeat)),
                       key=lambda a: a["cpu"])
             old_tp = match(old["events"], truth)
             before = (f" {old['cpu'] / decode_cpu:6.2f}x "

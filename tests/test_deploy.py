@@ -234,6 +234,14 @@ def test_function_runtime_code_and_settings(resources):
     from vimo.gateway import LAMBDA_TIMEOUT_MS
 
     assert LAMBDA_TIMEOUT_MS == function["Timeout"] * 1000  # the local gateway gives the same time
+    # Lambda shows the function two cores up to 3008 MB; it decodes on as many threads as its
+    # memory buys vCPUs (one at 1769 MB), and on every core elsewhere.
+    from vimo.config import Settings
+
+    on_lambda = Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function["MemorySize"])})
+    assert on_lambda.decoder_threads == max(1, function["MemorySize"] // 1769) == 1
+    assert Settings.from_env({}).decoder_threads == 0
+    assert Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538", "DECODER_THREADS": "3"}).decoder_threads == 3
     env = function["Environment"]["Variables"]
     assert env["RESULTS_BUCKET"] == resources["ResultsBucket"]["Properties"]["BucketName"]
     assert env["URL_EXPIRY"] == {"Ref": "UrlExpirySeconds"}

@@ -64,7 +64,7 @@ class Result:
 
 
 def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, start: float = 0.0,
-                 end: float = math.inf, deadline: float | None = None, threads: int = 0,
+                 end: float = math.inf, deadline: float | None = None, threads: int | None = None,
                  progress: Callable[[float], None] | None = None) -> Result:
     # progress: called with each sample's time as the passes stream (a progress bar's; it steps back
     # when the whole clip must be decoded after the keyframe pass).
@@ -83,8 +83,8 @@ def analyze_clip(path: Path | str | Clip, options: Options, settings: Settings, 
     screened by its packet sizes and decoded in full only where something may have moved
     (``_screened``), or, where the sizes say nothing, decoded in full, skipping the frames no
     other frame depends on; ``Result.decoding`` says which. ``deadline`` (a ``time.monotonic()``
-    value) stops early with ``complete=False``; ``threads`` is the decoder's (0: all cores; a
-    process of a pool decodes on one).
+    value) stops early with ``complete=False``; ``threads`` is the decoder's (0: all cores; by
+    default the settings' ``decoder_threads``; a process of a pool decodes on one).
     """
     started = time.perf_counter()
     with path if isinstance(path, Clip) else Clip(str(path), settings, threads) as clip:
@@ -233,7 +233,7 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
             if any(abs(motion.time - k) < 1e-3 for k in firsts):
                 # A stretch's first keyframe already shows the change (it came with the keyframe, which
                 # the sizes cannot see): its still sample is the keyframe checked before it.
-                stretches = [(min(a, before), b) if abs(k - motion.time) < 1e-3 else (a, b)
+                stretches = [(max(start, min(a, before)), b) if abs(k - motion.time) < 1e-3 else (a, b)
                              for k, (a, b) in zip(firsts, stretches)]
             elif not sizes.responds(before, motion.time):
                 # The picture changed between two keyframes and the sizes did not show it: they are

@@ -258,6 +258,12 @@ class Settings:
     # private, link-local and other non-public addresses are refused whatever this says.
     allow_loopback_urls: bool = False
 
+    # Decoder threads per analysis (0: FFmpeg's one per core). On Lambda, one per vCPU the memory
+    # buys (1769 MB is one): the function sees two cores up to 3008 MB whatever its share, and a
+    # second thread on one vCPU only adds the cost of sharing it (a tenth more CPU for H.264).
+    # Processes of a pool decode on one thread each, whatever this says.
+    decoder_threads: int = 0
+
     # -- long clips, cut into segments analysed in parallel (segments.py, runners.py) --
     # The shortest segment worth a worker of its own, and the clip length from which a clip is cut
     # at all. Measured (bench/parallel.py): 720p at 15 fps, decoded in full, costs ~1 s of one core
@@ -313,6 +319,7 @@ class Settings:
             fetch_timeout=float(env.get("FETCH_TIMEOUT", cls.fetch_timeout)),
             fetch_total_timeout=float(env.get("FETCH_TOTAL_TIMEOUT", cls.fetch_total_timeout)),
             allow_loopback_urls=env.get("VIMO_ALLOW_LOOPBACK_URLS", "") in ("1", "true", "yes"),
+            decoder_threads=int(env.get("DECODER_THREADS", _lambda_vcpus(env) or cls.decoder_threads)),
             segment_seconds=float(env.get("SEGMENT_SECONDS", cls.segment_seconds)),
             fanout_threshold=float(env.get("FANOUT_THRESHOLD", cls.fanout_threshold)),
             fanout=env.get("FANOUT", cls.fanout),
@@ -326,3 +333,9 @@ class Settings:
             state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
             dask_scheduler=env.get("DASK_SCHEDULER") or None,
         )
+
+
+def _lambda_vcpus(env: Mapping[str, str]) -> int:
+    """vCPUs of a Lambda function's memory (one per 1769 MB, at least one), 0 off Lambda."""
+    memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    return max(1, int(memory) // 1769) if memory else 0

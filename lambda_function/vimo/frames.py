@@ -161,10 +161,11 @@ def analysis_size(width: int, height: int) -> tuple[int, int]:
 class Clip:
     """An opened video file; refuses what is not a decodable video before any analysis starts."""
 
-    def __init__(self, path: str, settings: Settings, threads: int = 0):
+    def __init__(self, path: str, settings: Settings, threads: int | None = None):
         self._path = path
         self._settings = settings
-        self._threads = threads  # decoder threads; 0 lets FFmpeg use every core
+        # Decoder threads (0 lets FFmpeg use every core); by default the settings'.
+        self._threads = settings.decoder_threads if threads is None else threads
         self._container = self._open()
         self._untouched = True  # nothing demuxed since the container was opened: no need to rewind
         try:
