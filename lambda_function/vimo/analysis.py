@@ -215,6 +215,10 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     # And the last keyframe in each, so that what changes between its end and the next keyframe
     # checked is checked too (a pair of keyframes around a stretch may differ: the sizes said so).
     lasts = [_keyframe_before(b, sizes.keyframes) for _, b in stretches]
+    # A stretch whose last keyframe comes a step or more after what the sizes flag ends before it:
+    # that keyframe, decoded for the check, is its last still sample (not decoded twice).
+    stretches = [(a, k - step / 2) if k > a and k >= b - edge + step else (a, b)
+                 for (a, b), k in zip(stretches, lasts)]
     keys: list[Sample] = []
 
     def keyframes():
