@@ -181,8 +181,8 @@ class Clip:
     def _open(self, decode_to_probe: bool = False):
         """The container, probed without decoding (FFmpeg decodes the first frames to learn what the
         headers already say, a 4K keyframe's cost at every opening), unless ``decode_to_probe``, or
-        the headers give neither the picture's size (a stream with no global header) nor the time
-        it starts (H.264 with B-frames in Matroska, which stores no decoding times)."""
+        the headers lack the picture's size (a stream with no global header) or the time it starts
+        (H.264 with B-frames in Matroska, which stores no decoding times)."""
         try:
             # Over HTTP (a presigned S3 URL), a stalled read fails after READ_TIMEOUT instead of hanging.
             remote = self._path.startswith(("http://", "https://"))
