@@ -28,12 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # conftest (event helpers), tests/sfn.py
+
+from parallel import boxes_clip  # noqa: E402  (the same kind of scene as the parallel benchmark)
 WIDTH, HEIGHT, FPS, SECONDS, GOP = 640, 360, 10, 2 * 3600, 250
 # (start, end, y, box size): boxes crossing left to right; 598-604, 1795-1806 and 3598-3606 straddle
 # 60 s segment boundaries, the others sit inside segments.
@@ -42,45 +42,9 @@ EVENTS = [(95.0, 101.0, 100, 60), (598.0, 604.0, 200, 80), (1200.0, 1203.0, 150,
           (6150.0, 6154.0, 60, 60), (7100.0, 7108.0, 200, 80)]
 
 
-def render(path: Path) -> None:
-    rng = np.random.default_rng(11)
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
-    texture = (np.sin(x / 19.0) * np.cos(y / 13.0) * 25 + rng.normal(0, 12, (HEIGHT, WIDTH))).astype(np.float32)
-    background = np.clip(np.stack([texture + 110, texture + 120, texture + 100], axis=-1), 0, 240).astype(np.uint8)
-    noise = [rng.integers(0, 9, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(8)]
-    box_texture = rng.integers(10, 70, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "g": str(GOP),
-                                                             "keyint_min": str(GOP), "sc_threshold": "0", "crf": "28"})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for i in range(SECONDS * FPS):
-            t = i / FPS
-            frame = background + noise[i % len(noise)]
-            for start, end, top, size in EVENTS:
-                if start <= t < end:
-                    left = int((t - start) / (end - start) * (WIDTH + size)) - size
-                    a, b = max(0, left), min(WIDTH, left + size)
-                    if b > a:
-                        frame[top:top + size, a:b] = box_texture[top:top + size, a:b]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
 def clip() -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"jobs_{SECONDS}s_{HEIGHT}p_gop{GOP}.mp4"
-    key = json.dumps({"events": EVENTS, "size": [WIDTH, HEIGHT, FPS, SECONDS], "gop": GOP, "v": 1})
-    sidecar = path.with_suffix(".json")
-    if not path.exists() or not sidecar.exists() or sidecar.read_text() != key:
-        print(f"rendering {path.name} (once; several minutes) ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        render(path.with_suffix(".tmp.mp4"))
-        path.with_suffix(".tmp.mp4").rename(path)
-        sidecar.write_text(key)
-        print(f"rendered in {time.perf_counter() - started:.0f} s, {path.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
-    return path
+    return boxes_clip(f"jobs_{SECONDS}s_{HEIGHT}p_gop{GOP}", WIDTH, HEIGHT, FPS, SECONDS, GOP, EVENTS, seed=11,
+                      waves=(19.0, 13.0), crf=28)
 
 
 def spans(events) -> list[tuple[float, float]]:

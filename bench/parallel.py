@@ -37,47 +37,54 @@ EVENTS = [(20.0, 26.0, 200, 120), (98.0, 104.0, 400, 160), (150.0, 152.5, 300, 8
           (410.0, 418.0, 500, 100), (520.0, 523.0, 150, 140), (577.0, 590.0, 350, 110)]
 
 
-def render(path: Path, gop_seconds: float) -> None:
-    """Encode the scene; each frame is the background, a box per event in progress, and noise."""
-    rng = np.random.default_rng(7)
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
-    texture = (np.sin(x / 23.0) * np.cos(y / 17.0) * 25 + rng.normal(0, 12, (HEIGHT, WIDTH))).astype(np.float32)
+def boxes_clip(name: str, width: int, height: int, fps: int, seconds: int, gop: int, events, seed: int,
+               waves: tuple[float, float], crf: int) -> Path:
+    """``bench/out/<name>.mp4``, rendered once (and again when any parameter changes): a textured still
+    scene (a ``waves`` sine pattern and grain from ``seed``) with sensor noise, and a box crossing it
+    left to right for each ``(start, end, y, size)`` of ``events``; libx264 ``veryfast`` at ``crf``,
+    a keyframe every ``gop`` frames."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.mp4"
+    key = json.dumps({"events": events, "size": [width, height, fps, seconds], "gop": gop, "seed": seed,
+                      "waves": waves, "crf": crf, "v": 2})
+    sidecar = path.with_suffix(".json")
+    if path.exists() and sidecar.exists() and sidecar.read_text() == key:
+        return path
+    print(f"rendering {path.name} (once; a few minutes) ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    texture = (np.sin(x / waves[0]) * np.cos(y / waves[1]) * 25 + rng.normal(0, 12, (height, width))).astype(np.float32)
     background = np.clip(np.stack([texture + 110, texture + 120, texture + 100], axis=-1), 0, 240).astype(np.uint8)
-    noise = [rng.integers(0, 9, (HEIGHT, WIDTH, 3), dtype=np.uint8) for _ in range(8)]  # sensor noise, 0..8
-    box_texture = rng.integers(10, 70, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "g": str(round(FPS * gop_seconds)),
-                                                             "keyint_min": str(round(FPS * gop_seconds)),
-                                                             "sc_threshold": "0", "crf": "26"})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for i in range(SECONDS * FPS):
-            t = i / FPS
+    noise = [rng.integers(0, 9, (height, width, 3), dtype=np.uint8) for _ in range(8)]  # sensor noise, 0..8
+    box_texture = rng.integers(10, 70, (height, width, 3), dtype=np.uint8)
+    partial = path.with_suffix(".tmp.mp4")
+    with av.open(str(partial), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
+                                                             "sc_threshold": "0", "crf": str(crf)})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(seconds * fps):
+            t = i / fps
             frame = background + noise[i % len(noise)]
-            for start, end, top, size in EVENTS:
+            for start, end, top, size in events:
                 if start <= t < end:
-                    left = int((t - start) / (end - start) * (WIDTH + size)) - size
-                    a, b = max(0, left), min(WIDTH, left + size)
+                    left = int((t - start) / (end - start) * (width + size)) - size
+                    a, b = max(0, left), min(width, left + size)
                     if b > a:
                         frame[top:top + size, a:b] = box_texture[top:top + size, a:b]
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    partial.rename(path)
+    sidecar.write_text(key)
+    print(f"rendered in {time.perf_counter() - started:.0f} s, {path.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
+    return path
 
 
 def clip(gop_seconds: float) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"parallel_{SECONDS}s_{HEIGHT}p_gop{gop_seconds:g}.mp4"
-    key = json.dumps({"events": EVENTS, "size": [WIDTH, HEIGHT, FPS, SECONDS], "gop": gop_seconds, "v": 1})
-    sidecar = path.with_suffix(".json")
-    if not path.exists() or not sidecar.exists() or sidecar.read_text() != key:
-        print(f"rendering {path.name} (once; a few minutes) ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        render(path.with_suffix(".tmp.mp4"), gop_seconds)
-        path.with_suffix(".tmp.mp4").rename(path)
-        sidecar.write_text(key)
-        print(f"rendered in {time.perf_counter() - started:.0f} s, {path.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
-    return path
+    return boxes_clip(f"parallel_{SECONDS}s_{HEIGHT}p_gop{gop_seconds:g}", WIDTH, HEIGHT, FPS, SECONDS,
+                      round(FPS * gop_seconds), EVENTS, seed=7, waves=(23.0, 17.0), crf=26)
 
 
 def similar(a, b, step: float) -> bool:
