@@ -223,8 +223,7 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
 
     def keyframes():
         for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, at_once=True,
-                                                        skip=[(k + 1e-3, b) for k, (_, b) in zip(firsts, stretches)],
-                                                        also=firsts + lasts)):
+                                                        skip=stretches, also=firsts + lasts)):
             tally.rotation = sample.rotation
             sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
             keys.append(sample)

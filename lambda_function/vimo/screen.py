@@ -55,8 +55,6 @@ class Screen:
 
     keyframes: list[float]
     suspect: list[tuple[float, float]]  # merged windows whose inter frames cost more than still ones
-    spread: float  # how much still windows vary, relative to their baseline
-    share: float  # a still inter frame's size relative to a keyframe's
 
     def responds(self, start: float, end: float) -> bool:
         """Whether the sizes saw motion between ``start`` and ``end`` (two keyframes)."""
@@ -111,4 +109,4 @@ def screen(packets: Sequence[Packet]) -> Screen | None:
             suspect[-1] = (suspect[-1][0], float(start + WINDOW))
         else:
             suspect.append((float(start), float(start + WINDOW)))
-    return Screen(keys, suspect, spread, share)
+    return Screen(keys, suspect)
