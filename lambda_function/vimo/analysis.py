@@ -297,8 +297,7 @@ def _span_start(suspect: float, edge: float, step: float, keyframes: list[float]
 def analyze_frames(upload: Upload, settings: Settings) -> Result:
     started = time.perf_counter()
     options = upload.options
-    times = options.timestamps or [i * options.interval for i in range(len(upload.frames))]
-    samples, video = open_frames(upload.frames, times, settings, options.tile_width)
+    samples, video = open_frames(upload.frames, options.frame_times(len(upload.frames)), settings, options.tile_width)
     video = dataclasses.replace(video, recorded_at=_recorded_at(options, None))
     timeline = Timeline() if options.timeline else None
     events = find_events(samples, options, timeline=timeline)

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
+from . import jobs, runners
 from .config import Settings
 from .delivery import error_response, json_response, respond
 from .errors import ApiError
@@ -59,8 +60,6 @@ def uploads() -> Response:
 def create_job() -> Response:
     """The same media and options as POST /motion, analysed in the background: 202 at once with
     the job's id and URL (also in Location); GET that URL for its status and, when done, its result."""
-    from . import jobs, runners
-
     settings = Settings.from_env()
     upload = parse_event(app.current_event.raw_event, settings, extras=("callback_url",))
     base = _base_url()
@@ -73,8 +72,6 @@ def create_job() -> Response:
 
 @app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    from . import jobs
-
     settings = Settings.from_env()
     return json_response(200, jobs.view(jobs.load(job_id, settings), settings, _base_url()))
 
@@ -83,8 +80,6 @@ def get_job(job_id: str) -> Response:
 def job_montage(job_id: str) -> Response:
     """A finished job's montage, for stores without URLs of their own (files, on the local server);
     from S3, a redirect to a presigned URL."""
-    from . import jobs
-
     settings = Settings.from_env()
     where = jobs.store(settings)
     job = jobs.load(job_id, settings, where)
@@ -102,8 +97,8 @@ def job_montage(job_id: str) -> Response:
 def _base_url() -> str:
     """How the caller reached the API (scheme, host and stage), for the URLs handed back."""
     event = app.current_event
-    host = event.headers.get("Host") or event.headers.get("host") or "localhost"
-    scheme = event.headers.get("X-Forwarded-Proto") or event.headers.get("x-forwarded-proto") or "http"
+    host = event.headers.get("Host") or "localhost"  # Powertools' headers ignore case
+    scheme = event.headers.get("X-Forwarded-Proto") or "http"
     context = event.raw_event.get("requestContext") or {}
     full, path = context.get("path") or "", event.path
     prefix = full[:-len(path)] if path and full.endswith(path) else ""  # "/prod" on API Gateway's own host
@@ -148,7 +143,7 @@ def not_found(_: NotFoundError) -> Response:
 def lambda_handler(event: dict, context) -> dict:
     if SEGMENT_KEY in event:  # this function, invoked by itself for one segment of a long clip
         return run_segment(event, context)
-    from . import cameras, runners
+    from . import cameras
 
     if runners.STEP_KEY in event:  # a step of the jobs state machine (Step Functions)
         return runners.run_step(event, context)

@@ -111,6 +111,10 @@ class Options:
     timezone: str | None = None
     timeline: bool = False
 
+    def frame_times(self, count: int) -> list[float]:
+        """The times of a burst's ``count`` frames: ``timestamps`` if given, else ``interval`` apart."""
+        return list(self.timestamps) if self.timestamps else [i * self.interval for i in range(count)]
+
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> "Options":
         """Options from raw string fields; refuses unknown names and bad values with a 400."""

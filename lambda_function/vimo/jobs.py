@@ -39,7 +39,6 @@ from .config import Options, Settings
 from .errors import ApiError
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-STATUSES = ("queued", "running", "done", "failed")
 PREFIX = "jobs/"
 # Markers of jobs that a local runner must still run (see runners.LocalJobs): jobs/queued/<id> and
 # jobs/running/<id>, empty objects or files, so that finding them is one listing, not a read of
@@ -388,8 +387,7 @@ def check_media(upload, settings: Settings) -> None:
     elif upload.frames:
         from .frames import open_frames
 
-        times = upload.options.timestamps or [i * upload.options.interval for i in range(len(upload.frames))]
-        open_frames(upload.frames, times, settings, 80)
+        open_frames(upload.frames, upload.options.frame_times(len(upload.frames)), settings, 80)
 
 
 def view(job: Job, settings: Settings, base_url: str | None = None, where=None) -> dict:

@@ -331,18 +331,12 @@ def analyze_job(job: jobs.Job, where, workdir: Path, settings: Settings, progres
     name = job.request.get("name", "clip")
     source = job.request.get("source")
     if source is None:  # a burst of frames, stored with the job
-        parts = tuple(Part(where.get(jobs.file_key(job.id, frame["file"])) or b"", frame["content_type"], frame["name"])
-                      for frame in job.request.get("frames", []))
-        return analyze_frames(Upload(options=options, frames=parts), settings), name, options
-    if "s3_key" in source:
-        clip = open_s3_clip(source["s3_key"], settings)
-    elif "movie_url" in source:
+        return analyze_frames(_frames(job, where, options), settings), name, options
+    if "movie_url" in source:
         clip = str(workdir / "clip")  # never the URL's file name
         fetch_url(source["movie_url"], clip, settings)
-    elif "object" in source:  # a camera's upload (incoming/...) in the bucket
-        clip = where.location(source["object"])
-    else:  # a clip sent in the request, stored with the job
-        clip = where.location(jobs.file_key(job.id, "clip"))
+    else:
+        clip = _location(job, where, settings)
     return analyze_job_clip(clip, options, settings, progress), name, options
 
 
@@ -552,7 +546,9 @@ def run_step(event: dict, context) -> dict:
         return {"job": job.id, "status": job.status}
     if step == "fail":  # a step failed for good (retries spent): the job says why
         cause = (spec.get("error") or {}).get("Cause") or (spec.get("error") or {}).get("Error") or "a step failed"
-        jobs.fail(job.id, settings, f"The job's state machine failed: {str(cause)[:500]}", "job_failed")
+        if not job.ended:
+            jobs.failed(job, {"code": "job_failed", "message": f"The job's state machine failed: {str(cause)[:500]}"},
+                        where)
         where.remove_files(job.id)
         return {"job": job.id, "status": "failed"}
     raise ValueError(f"unknown job step {step!r}")
@@ -592,13 +588,20 @@ def plan_job(job: jobs.Job, where, settings: Settings) -> dict:
 
 
 def _location(job: jobs.Job, where, settings: Settings) -> str:
-    """What FFmpeg opens for the job's clip."""
+    """What FFmpeg opens for the job's clip (one fetched from a movie_url is the caller's)."""
     source = job.request["source"]
     if "s3_key" in source:
         return open_s3_clip(source["s3_key"], settings)
-    if "object" in source:
+    if "object" in source:  # a camera's upload (incoming/...) in the bucket
         return where.location(source["object"])
-    return where.location(jobs.file_key(job.id, "clip"))
+    return where.location(jobs.file_key(job.id, "clip"))  # a clip sent in the request, stored with the job
+
+
+def _frames(job: jobs.Job, where, options: Options) -> Upload:
+    """A job's burst of frames, as stored with it."""
+    return Upload(options=options, frames=tuple(
+        Part(where.get(jobs.file_key(job.id, frame["file"])) or b"", frame["content_type"], frame["name"])
+        for frame in job.request.get("frames", [])))
 
 
 def segment_key(job_id: str, index: int) -> str:
@@ -616,9 +619,7 @@ def analyze_job_segment(job: jobs.Job, segment: dict, where, settings: Settings,
         deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SEGMENT_MARGIN
     try:
         if job.request.get("source") is None:
-            parts = tuple(Part(where.get(jobs.file_key(job.id, f["file"])) or b"", f["content_type"], f["name"])
-                          for f in job.request.get("frames", []))
-            result = analyze_frames(Upload(options=options, frames=parts), settings)
+            result = analyze_frames(_frames(job, where, options), settings)
         else:
             end = math.inf if segment.get("end") is None else float(segment["end"])
             result = analyze_clip(_location(job, where, settings), options, settings, start=float(segment["start"]),
