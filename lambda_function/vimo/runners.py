@@ -52,8 +52,8 @@ from .analysis import analyze_clip, analyze_frames
 from .config import Options, Settings
 from .errors import ApiError
 from .frames import Clip
-from .segments import combine, options_from_dict, options_to_dict, plan_segments, result_from_dict, result_to_dict, \
-    segment_length
+from .segments import combine, error_to_dict, options_from_dict, options_to_dict, plan_segments, result_from_dict, \
+    result_to_dict, segment_length
 from .sources import fetch_url, open_s3_clip, store_source
 from .upload import Part, Upload
 
@@ -156,8 +156,7 @@ def run_local(clip: str, options: Options, settings: Settings, duration: float, 
     ``progress`` is called (from a thread) with the seconds analysed so far, summed over segments."""
     started = time.perf_counter()
     workers = workers or local_workers(settings)
-    plan = plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER, settings.segment_seconds),
-                         options.step)
+    plan = _local_plan(duration, workers, options, settings)
     # spawn, not fork: the parent has opened the clip (FFmpeg's threads) and may run in a threaded
     # server; a forked copy of those is not safe.
     spawn = multiprocessing.get_context("spawn")
@@ -180,6 +179,12 @@ def run_local(clip: str, options: Options, settings: Settings, duration: float, 
             reports.put(None)
             relay.join(1.0)
     return combine(results, plan, options, round((time.perf_counter() - started) * 1000))
+
+
+def _local_plan(duration: float, workers: int, options: Options, settings: Settings) -> list[tuple[float, float]]:
+    """Segments for ``workers`` processes (or Dask threads): ``SEGMENTS_PER_WORKER`` each."""
+    return plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER, settings.segment_seconds),
+                         options.step)
 
 
 def _analyze_segment(clip, options, settings, start, end, deadline, index=0):
@@ -317,7 +322,7 @@ def run_segment(event: dict, context) -> dict:
         result = analyze_clip(clip, options, settings, start=start, end=end, deadline=deadline)
         return result_to_dict(result, options.max_tiles)
     except ApiError as error:
-        return {"error": {"status": error.status, "code": error.code, "message": error.message}}
+        return error_to_dict(error)
     except Exception as exc:  # a bug: logged by Lambda, answered as the parent's 502
         return {"error": {"status": 502, "code": "segment_failed", "message": f"{type(exc).__name__}: {exc}"}}
 
@@ -351,8 +356,7 @@ def analyze_job_clip(clip: str, options, settings: Settings,
         return analyze_clip(opened, options, settings)
     opened.close()
     with executor(settings) as (pool, workers):
-        plan = plan_segments(duration, segment_length(duration, workers * SEGMENTS_PER_WORKER,
-                                                      settings.segment_seconds), options.step)
+        plan = _local_plan(duration, workers, options, settings)
         results: list = [None] * len(plan)
         futures = {pool.submit(_analyze_segment, str(clip), options, settings, start, end, None): i
                    for i, (start, end) in enumerate(plan)}
@@ -377,7 +381,7 @@ def executor(settings: Settings):
             with client.get_executor(pure=False) as pool:
                 yield pool, workers
         return
-    workers = settings.workers or multiprocessing.cpu_count()
+    workers = local_workers(settings)
     # spawn, not fork: the parent may hold FFmpeg's threads and run in a threaded server.
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield pool, workers
@@ -626,7 +630,7 @@ def analyze_job_segment(job: jobs.Job, segment: dict, where, settings: Settings,
                                   end=end, deadline=deadline)
         payload = result_to_dict(result, options.max_tiles)
     except ApiError as error:
-        payload = {"error": {"status": error.status, "code": error.code, "message": error.message}}
+        payload = error_to_dict(error)
     where.put(segment_key(job.id, index), json.dumps(payload).encode(), "application/json")
     return {"job": job.id, "index": index}
 

@@ -174,6 +174,11 @@ def result_to_dict(result, max_tiles: int) -> dict:
     return payload
 
 
+def error_to_dict(error: ApiError) -> dict:
+    """A segment's refusal on the wire, which ``result_from_dict`` raises again."""
+    return {"error": {"status": error.status, "code": error.code, "message": error.message}}
+
+
 def result_from_dict(payload: dict):
 
     if "error" in payload:
