@@ -77,6 +77,21 @@ def test_a_mostly_still_clip_decodes_far_fewer_frames(clips, monkeypatch):
     assert screened_frames < 0.6 * full_frames, (screened_frames, full_frames)
 
 
+def test_a_screened_clip_decodes_each_keyframe_once(clips, monkeypatch):
+    """One pass, forward: the keyframes checked between stretches and the keyframe a stretch is
+    decoded from are each decoded once (a 4K keyframe costs as much as dozens of still inter
+    frames), and the stretch's own frames once."""
+    sent = []
+    decode = Clip._decode
+    monkeypatch.setattr(Clip, "_decode", lambda self, packet: sent.append(packet) or decode(self, packet))
+    result, _ = analyse(clips["camera"])
+    assert result.decoding == "screened"
+    assert_found(result)
+    fed = [(packet.pts, packet.is_keyframe) for packet in sent if packet is not None]
+    assert len(fed) == len(set(fed)), sorted(fed)
+    assert sum(key for _, key in fed) == 3  # the keyframes at 0, 4 (where the stretch starts) and 8 s
+
+
 def test_constant_size_packets_fall_back_to_decoding_it_all(clips):
     """CBR padding: every inter packet is the same size, so sizes cannot tell still from moving."""
     assert screen(Clip(str(clips["constant"]), Settings()).packets()) is None

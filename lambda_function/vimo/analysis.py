@@ -7,20 +7,22 @@ produces (samples carry their pictures, so that events can make tiles from them)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from . import clock
 from .config import Options, Settings
 from .errors import unsupported
 from .events import Event, build_events
-from .frames import Clip, Sample, VideoInfo, open_frames
+from .frames import Clip, Sample, VideoInfo, next_on_grid, open_frames
 from .motion import UsualChange, detect
-from .screen import screen
+from .screen import Screen, screen
 from .timeline import Timeline
 from .upload import Upload
 
@@ -190,19 +192,16 @@ def retimed(event: Event, around_start: Iterable, around_end: Iterable) -> Event
 
 def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_Tally") -> Iterable[Sample] | None:
     """The samples of a span with sparse keyframes, decoding in full only where something may
-    have moved, or None when the packets give no usable signal (see ``screen``): then the
-    caller decodes it all.
+    have moved, or None when the packets give no usable signal (see ``screen``), or when the
+    span's first two keyframes differ where the sizes did not rise (a clip in motion all the
+    time): then the caller decodes it all.
 
-    Each stretch whose packets cost more than a still scene's is decoded in full (one sample per
-    step) from the keyframe before it to ``SCREEN_EDGE`` beyond it; elsewhere one keyframe per
-    ``SCREEN_KEYFRAMES`` seconds is decoded, and those are the samples there, so that ``detect``
-    compares still with still and learns the usual motion from the whole span. Those keyframes
-    also check the sizes: wherever two of them differ, the sizes between them must have risen,
-    or they are not trusted from the first of the two on, and the rest is decoded in full (all of
-    it: None is returned). Each stretch's first and last keyframes are checked too. What arrived
-    with the first cost the frames after it nothing, so where it differs from the keyframe checked
-    before it, the stretch starts from that one instead (its first sample must be still, to time
-    the event's start); the last is compared with the next keyframe checked.
+    One pass, forward: each stretch whose packets cost more than a still scene's is decoded in
+    full (one sample per step) from the keyframe before it to ``SCREEN_EDGE`` beyond it; between
+    stretches one keyframe per ``SCREEN_KEYFRAMES`` seconds is decoded, and those are the samples
+    there, so that ``detect`` compares still with still and learns the usual motion from the whole
+    span. Those keyframes, each stretch's first keyframe and each stretch's last sample also check
+    the sizes, each against the one before (see ``_sweep``).
     """
     sizes = screen(clip.packets(start, end))
     if sizes is None:
@@ -211,62 +210,96 @@ def _screened(clip: Clip, options: Options, start: float, end: float, tally: "_T
     edge = max(SCREEN_EDGE, 2 * step)
     stretches = _merged(sorted((max(start, _span_start(a, edge, step, sizes.keyframes)), min(end, b + edge))
                                for a, b in sizes.suspect if b + edge > start and a - edge < end), sizes.keyframes)
-    firsts = [_keyframe_before(a, sizes.keyframes) for a, _ in stretches]
-    # And the last keyframe in each, so that what changes between its end and the next keyframe
-    # checked is checked too (a pair of keyframes around a stretch may differ: the sizes said so).
-    lasts = [_keyframe_before(b, sizes.keyframes) for _, b in stretches]
     # A stretch whose last keyframe comes a step or more after what the sizes flag ends before it:
-    # that keyframe, decoded for the check, is its last still sample (not decoded twice).
+    # that keyframe, the first after the stretch, is its last still sample, decoded on its own.
+    lasts = [_keyframe_before(b, sizes.keyframes) for _, b in stretches]
     stretches = [(a, k - step / 2) if k > a and k >= b - edge + step else (a, b)
                  for (a, b), k in zip(stretches, lasts)]
-    keys: list[Sample] = []
+    samples = tally(_sweep(clip, stretches, sizes, options, start, end))
+    first = next(samples, None)
+    if first is None:
+        return None if tally.complete else iter(())
+    return itertools.chain([first], samples)
 
-    def keyframes():
-        for sample in tally.again(clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), start, end, at_once=True,
-                                                        skip=stretches, also=firsts + lasts)):
-            tally.rotation = sample.rotation
-            sample.shrink(options.tile_width)  # kept until its turn comes: a tile's worth, not a frame
-            keys.append(sample)
-            yield sample
 
-    before = None
-    for motion in detect(keyframes(), min(1.0, options.sensitivity + SCREEN_SENSITIVITY), UsualChange(),
-                         learning=False):
-        if motion.hit and before is not None:
-            if any(abs(motion.time - k) < 1e-3 for k in firsts):
-                # A stretch's first keyframe already shows the change (it came with the keyframe, which
-                # the sizes cannot see): its still sample is the keyframe checked before it.
-                stretches = [(max(start, min(a, before)), b) if abs(k - motion.time) < 1e-3 else (a, b)
-                             for k, (a, b) in zip(firsts, stretches)]
-            elif not sizes.responds(before, motion.time):
-                # The picture changed between two keyframes and the sizes did not show it: they are
-                # not trusted from the first of them on, and the rest is decoded in full.
-                if before <= start + 1e-6:
-                    return None
-                stretches = _merged([*((a, b) for a, b in stretches if a < before), (before, end)], sizes.keyframes)
-                break
-        before = motion.time
-    if not tally.complete:
-        tally.last_time = keys[-1].time if keys else 0.0
-        return keys
-    merged = _merged(stretches, sizes.keyframes)
+def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, options: Options,
+           start: float, end: float) -> Iterator[Sample]:
+    """``_screened``'s samples, in order, checking the sizes as it goes; nothing at all when the
+    span's first two keyframes already differ where the sizes did not rise.
 
-    def samples():
-        i = 0
-        for a, b in merged:
-            while i < len(keys) and keys[i].time < a - 1e-6:
-                yield keys[i]
-                i += 1
-            yield from clip.samples(step, a, b)
-            while i < len(keys) and keys[i].time <= b + 1e-6:  # decoded again in the stretch
-                keys[i].release()
-                i += 1
-        yield from keys[i:]
+    Each sample checked is compared with the one checked before it, more sensitively than the
+    request asks (a miss costs more than a decode). Where two differ and the sizes between them did
+    not rise, the sizes are not trusted from the first of the two on: the rest is decoded in full.
+    Someone who arrives with a keyframe costs the frames after it nothing, so a stretch whose first
+    keyframe already differs from the sample checked before it is decoded from that sample instead
+    (its first sample must be still, to time the event's start). A stretch's last sample is checked
+    against what comes next: a change after it ends must show in the sizes too.
+    """
+    step = options.step
+    checked: collections.deque = collections.deque()
+    check = detect(_fed(checked), min(1.0, options.sensitivity + SCREEN_SENSITIVITY), UsualChange(), learning=False)
 
-    rotation = tally.rotation  # a shrunk keyframe is upright already, and says 0
-    tally.restart()
-    tally.rotation = rotation
-    return tally(samples())
+    def differs(sample: Sample) -> bool:
+        checked.append(sample)
+        return next(check).hit
+
+    previous: Sample | None = None  # the sample checked last, given already (unless it is ``held``)
+    held: Sample | None = None  # the span's first keyframe, until what follows it is checked
+    position = start
+    for a, b in [*stretches, (math.inf, math.inf)]:
+        # Between stretches: keyframes only, the first after the stretch before, then on the grid.
+        keyframe = _keyframe_before(a, sizes.keyframes) if a < math.inf else math.inf
+        keys = clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), position, min(end, keyframe - 1e-3),
+                                     baseline=position == start, at_once=True)
+        for sample in keys:
+            if differs(sample) and previous is not None and not sizes.responds(previous.time, sample.time):
+                keys.close()
+                if held is not None:
+                    return  # the first two keyframes: nothing can be trusted
+                yield from clip.samples(step, next_on_grid(previous.time, step), end)
+                return
+            if held is not None:
+                yield held
+            if previous is None and sample.time <= start + 1e-6:
+                held = sample
+            else:
+                held = None
+                yield sample
+            previous = sample
+        if a == math.inf:
+            break
+        if held is not None:
+            yield held
+            held = None
+        # A stretch: decoded in full from its keyframe, which comes first.
+        stretch = clip.samples(step, a, b, keyframe=True)
+        first = next(stretch, None)
+        position = b
+        if first is None:
+            continue
+        if differs(first) and previous is not None and abs(first.time - keyframe) < 1e-3:
+            stretch.close()  # the change came with the keyframe: from the sample before it instead
+            stretch = clip.samples(step, max(start, next_on_grid(previous.time, step)), b)
+        else:
+            yield first
+        last = first
+        for sample in stretch:
+            if last is not first:
+                yield last
+            last = sample
+        if last is not first:
+            differs(last)
+            yield last
+        previous = last
+    if held is not None:
+        yield held
+
+
+def _fed(queue: collections.deque) -> Iterator[Sample]:
+    """What is put in ``queue``, one at a time: a detector that is not learning gives each verdict
+    as soon as it has the sample, so it can be driven one sample per verdict."""
+    while True:
+        yield queue.popleft()
 
 
 def _merged(stretches: list[tuple[float, float]], keyframes: list[float]) -> list[tuple[float, float]]:

@@ -147,7 +147,7 @@ def colourfulness(source) -> float | None:
     return spread / 2
 
 
-def _next_on_grid(t: float, step: float) -> float:
+def next_on_grid(t: float, step: float) -> float:
     """The first multiple of ``step`` after ``t``: grids stay aligned however a clip is split."""
     return (math.floor(t / step + 1e-6) + 1) * step
 
@@ -278,18 +278,14 @@ class Clip:
     # -- the two ways through a clip -------------------------------------------------------------
 
     def keyframe_samples(self, step: float, start: float = 0.0, end: float = math.inf,
-                         baseline: bool = True, skip: Sequence[tuple[float, float]] = (),
-                         also: Sequence[float] = (), at_once: bool = False) -> Iterator[Sample]:
+                         baseline: bool = True, at_once: bool = False) -> Iterator[Sample]:
         """The first keyframe at or after each multiple of ``step`` from ``start`` to ``end``, decoding
         no other packet but, with ``baseline``, the last keyframe before ``start`` (so that a clip
         cut into segments compares every pair of neighbouring keyframes exactly once; re-timing an
         edge from the keyframes around it needs no comparison before the first).
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
-        ``analysis`` whether events can be found among keyframes alone. Keyframes within the
-        ``(start, end)`` stretches of ``skip`` are not decoded (they will be, with those stretches);
-        those at the times in ``also`` are, wherever they fall.
-        With ``at_once``, each keyframe is yielded as soon as it is decoded: a decoder working on
+        ``analysis`` whether events can be found among keyframes alone. With ``at_once``, each keyframe is yielded as soon as it is decoded: a decoder working on
         several frames at a time (or reordering them) would otherwise decode a few keyframes more
         before giving the first back, wasted when the caller stops early (a screening check that fails).
         """
@@ -313,19 +309,21 @@ class Clip:
                 for frame in self._decode(before) + (self._drain() if at_once else []):
                     yield self._sample(frame, origin)
                 before = None
-            if not any(abs(t - a) < 1e-6 for a in also) and (
-                    t + 1e-6 < next_time or any(a - 1e-6 <= t <= b + 1e-6 for a, b in skip)):
+            if t + 1e-6 < next_time:
                 continue
             for frame in self._decode(packet) + (self._drain() if at_once else []):
                 yield self._sample(frame, origin)
-            next_time = _next_on_grid(t, step)
+            next_time = next_on_grid(t, step)
         for frame in self._decode(None):
             yield self._sample(frame, origin)
         gaps = np.diff(key_times)
         self.keyframe_interval = float(np.median(gaps)) if len(gaps) else math.inf
 
-    def samples(self, step: float, start: float = 0.0, end: float = math.inf) -> Iterator[Sample]:
-        """One decoded frame per ``step`` seconds from ``start`` to ``end`` (clip time)."""
+    def samples(self, step: float, start: float = 0.0, end: float = math.inf,
+                keyframe: bool = False) -> Iterator[Sample]:
+        """One decoded frame per ``step`` seconds from ``start`` to ``end`` (clip time). With
+        ``keyframe``, the keyframe the decoding starts from comes first, even before ``start``:
+        it is decoded anyway, and the screening checks it."""
         self._seek(start)
         self._stream.codec_context.skip_frame = "NONREF"
         origin = self._origin()
@@ -341,9 +339,13 @@ class Clip:
                 if t is not None and t > end + 1e-6:
                     return
                 if t is None or t + 1e-6 < next_time:
+                    if keyframe and frame.key_frame:
+                        keyframe = False
+                        yield self._sample(frame, origin)
                     continue
+                keyframe = False
                 yield self._sample(frame, origin)
-                next_time = _next_on_grid(t, step)
+                next_time = next_on_grid(t, step)
             if last:
                 return
 
