@@ -124,16 +124,25 @@ def test_the_keyframes_checked_come_back_as_soon_as_each_is_decoded(clips, monke
     assert len([packet for packet in sent if packet is not None]) == 2
 
 
-def test_someone_already_there_at_a_stretch_s_first_keyframe_is_timed_from_the_keyframe_before(tmp_path):
+# A person steps into view with the keyframe at 8 s (keyframes every 2 s), stands a moment, then walks off.
+APPEARS = Scene(width=WIDTH, height=HEIGHT, duration=16.0, noise=1.0, seed=6, actors=(
+    Actor("person", 0.3, ((8.0, 0.3, 0.8), (8.8, 0.3, 0.8), (14.0, 0.7, 0.8)), seed=4),))
+
+
+@pytest.fixture(scope="module")
+def appears(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("appears")
+    return encode(APPEARS, folder / "appears.mp4", gop=50, options={"crf": "23", "preset": "veryfast"}, threads=1)
+
+
+def test_someone_already_there_at_a_stretch_s_first_keyframe_is_timed_from_the_keyframe_before(appears):
     """A person steps into view with the keyframe at 8 s (a keyframe's size says nothing of what
     changed), stands a moment, then walks off: the sizes flag only the walk, from 8.5 s, so the
     stretch decoded for it starts from the keyframe at 8 s, which already shows them. The screening
     check sees that keyframe differ from the one checked before it, and the stretch is decoded from
     there instead: the event starts where decoding every frame says (it started halfway between the
     two checked keyframes, at 6 s)."""
-    scene = Scene(width=WIDTH, height=HEIGHT, duration=16.0, noise=1.0, seed=6, actors=(
-        Actor("person", 0.3, ((8.0, 0.3, 0.8), (8.8, 0.3, 0.8), (14.0, 0.7, 0.8)), seed=4),))
-    path = encode(scene, tmp_path / "appears.mp4", gop=50, options={"crf": "23", "preset": "veryfast"}, threads=1)
+    path = appears
     sizes = screen(Clip(str(path), Settings()).packets())
     assert sizes.suspect[0][0] > 8.4  # the sizes do not see them arrive
     screened, _ = analyse(path)
@@ -142,6 +151,19 @@ def test_someone_already_there_at_a_stretch_s_first_keyframe_is_timed_from_the_k
         every_frame = analysis.find_events(clip.samples(Options().step), Options())
     assert [(e.start, e.end) for e in screened.events] == [(e.start, e.end) for e in every_frame]
     assert 7.0 < screened.events[0].start <= 8.0, screened.events
+
+
+def test_a_segment_starting_between_keyframes_checks_its_first_stretch_against_the_keyframe_before(appears):
+    """A segment from 7 s (``segments`` cuts long clips where the step's grid says, between keyframes):
+    no keyframe comes between its start and the stretch's (8 s, the person already there), so the one
+    before the segment (6 s) is what that keyframe is checked against, and the stretch is decoded from
+    the segment's start: the event is timed as decoding every frame of the segment times it."""
+    screened, _ = analyse(appears, start=7.0)
+    assert screened.decoding == "screened"
+    with Clip(str(appears), Settings()) as clip:
+        every_frame = analysis.find_events(clip.samples(Options().step, 7.0), Options())
+    assert [(e.start, e.end) for e in screened.events] == [(e.start, e.end) for e in every_frame]
+    assert 7.0 <= screened.events[0].start <= 8.0, screened.events
 
 
 def test_a_stretch_feeds_the_decoder_nothing_past_its_end(clips, monkeypatch):

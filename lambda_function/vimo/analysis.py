@@ -30,7 +30,7 @@ from .upload import Upload
 # stops between two samples a second apart is too brief to matter on a contact sheet. Keyframes
 # at least this often are screened this far apart, however short the step.
 KEYFRAME_EVENTS_INTERVAL = 1.0
-# Screening long GOPs: two keyframes differ when a change this much more sensitive than the
+# Screening long GOPs: two samples checked differ when a change this much more sensitive than the
 # request's stands between them (a miss costs more than a decode), and the stretch decoded around
 # what the packet sizes flag reaches SCREEN_EDGE seconds (at least two steps) beyond it, for the
 # still samples that time an event's edges.
@@ -228,8 +228,10 @@ def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, opti
     span's first two keyframes already differ where the sizes did not rise.
 
     Each sample checked is compared with the one checked before it, more sensitively than the
-    request asks (a miss costs more than a decode). Where two differ and the sizes between them did
-    not rise, the sizes are not trusted from the first of the two on: the rest is decoded in full.
+    request asks (a miss costs more than a decode). Where two differ and the sizes did not rise
+    between them (from the keyframe the first was decoded from: a stretch's last sample may still
+    show the motion the sizes flagged), the sizes are not trusted from the first of the two on: the
+    rest is decoded in full.
     Someone who arrives with a keyframe costs the frames after it nothing, so a stretch whose first
     keyframe already differs from the sample checked before it is decoded from that sample instead
     (its first sample must be still, to time the event's start). A stretch's last sample is checked
@@ -252,7 +254,8 @@ def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, opti
         keys = clip.keyframe_samples(max(step, SCREEN_KEYFRAMES), position, min(end, keyframe - 1e-3),
                                      baseline=position == start, at_once=True)
         for sample in keys:
-            if differs(sample) and previous is not None and not sizes.responds(previous.time, sample.time):
+            if differs(sample) and previous is not None and not sizes.responds(
+                    _keyframe_before(previous.time, sizes.keyframes), sample.time):
                 keys.close()
                 if held is not None:
                     return  # the first two keyframes: nothing can be trusted
@@ -277,20 +280,21 @@ def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, opti
         position = b
         if first is None:
             continue
-        if differs(first) and previous is not None and abs(first.time - keyframe) < 1e-3:
-            stretch.close()  # the change came with the keyframe: from the sample before it instead
+        reopened = differs(first) and previous is not None and abs(first.time - keyframe) < 1e-3
+        if reopened:  # the change came with the keyframe: decoded from the sample checked before it instead
+            stretch.close()
             stretch = clip.samples(step, max(start, next_on_grid(previous.time, step)), b)
-        else:
-            yield first
-        last = first
+        given = None if reopened else first  # given once the sample after it is known: the last is checked
         for sample in stretch:
-            if last is not first:
-                yield last
-            last = sample
-        if last is not first:
-            differs(last)
-            yield last
-        previous = last
+            if given is not None:
+                yield given
+            given = sample
+        if given is None:  # reopened, and nothing on the step's grid before the stretch ends
+            given = first
+        if given is not first:
+            differs(given)  # its own verdict is the stretch's; what follows is compared with it
+        yield given
+        previous, position = given, max(b, given.time + 1e-3)
     if held is not None:
         yield held
 

@@ -285,9 +285,10 @@ class Clip:
         edge from the keyframes around it needs no comparison before the first).
 
         Also measures ``keyframe_interval`` (median seconds between keyframes), which tells
-        ``analysis`` whether events can be found among keyframes alone. With ``at_once``, each keyframe is yielded as soon as it is decoded: a decoder working on
-        several frames at a time (or reordering them) would otherwise decode a few keyframes more
-        before giving the first back, wasted when the caller stops early (a screening check that fails).
+        ``analysis`` whether events can be found among keyframes alone. With ``at_once``, each
+        keyframe is yielded as soon as it is decoded: a decoder working on several frames at a time
+        (or reordering them) would otherwise decode a few keyframes more before giving the first
+        back, wasted when the caller stops early (a screening check that fails).
         """
         self._seek(start)
         self._stream.codec_context.skip_frame = "DEFAULT"
@@ -314,6 +315,8 @@ class Clip:
             for frame in self._decode(packet) + (self._drain() if at_once else []):
                 yield self._sample(frame, origin)
             next_time = next_on_grid(t, step)
+        if before is not None:  # no keyframe from ``start`` to ``end``: the one before is still the baseline
+            yield from (self._sample(frame, origin) for frame in self._decode(before))
         for frame in self._decode(None):
             yield self._sample(frame, origin)
         gaps = np.diff(key_times)
@@ -328,26 +331,35 @@ class Clip:
         self._stream.codec_context.skip_frame = "NONREF"
         origin = self._origin()
         next_time = start
+        keys: set = set()  # with ``keyframe``: the keyframes sent before the first sample (their pts)
+        pending = None  # the last of them decoded: where decoding started
         for packet in itertools.chain(self._demux(), [None]):
             # Past ``end`` in decoding order, every frame shown by ``end`` has been sent to the decoder
             # (none is decoded after it is shown): drain it (None) rather than feed the frames a
             # threaded decoder would take on meanwhile.
             last = packet is None or (packet.dts is not None
                                       and float(packet.dts * self._stream.time_base) - origin > end + 1e-6)
+            if keyframe and not last and packet.is_keyframe:
+                keys.add(packet.pts)
             for frame in self._drain() if last else self._decode(packet):
                 t = self._time(frame, origin)
                 if t is not None and t > end + 1e-6:
-                    return
+                    last = True
+                    break
                 if t is None or t + 1e-6 < next_time:
-                    if keyframe and frame.key_frame:
-                        keyframe = False
-                        yield self._sample(frame, origin)
+                    if keyframe and t is not None and frame.pts in keys:
+                        pending = frame
                     continue
+                if pending is not None:
+                    yield self._sample(pending, origin)
+                    pending = None
                 keyframe = False
                 yield self._sample(frame, origin)
                 next_time = next_on_grid(t, step)
             if last:
-                return
+                break
+        if pending is not None:
+            yield self._sample(pending, origin)
 
     def packets(self, start: float = 0.0, end: float = math.inf) -> list[Packet]:
         """Every packet from the keyframe at or before ``start`` to ``end``, in presentation order,

@@ -242,7 +242,8 @@ def detect(samples: Iterable, sensitivity: float, usual: UsualChange | None = No
     changed was an object (see ``objects``). Pass the ``usual`` of an earlier pass over the same
     clip, with ``learning=False``, to re-score a short stretch of it (an event's edge): too short
     to learn from or to follow objects in, so every change counts there, snow included; in snow,
-    an edge found that way may lie up to the stretch's end from the truth. ``regions`` and
+    an edge found that way may lie up to the stretch's end from the truth. Not learning, each
+    verdict comes as soon as its sample is in, one per sample (the screening check relies on it). ``regions`` and
     ``exclude``: polygons of the upright picture (see ``regions``); only what is inside counts.
     """
     threshold = area_threshold(sensitivity)
