@@ -14,8 +14,9 @@ after it (objects must make a track); an event is reported ``cooldown`` after it
 those three samples, plus what the source itself lags (an HLS segment). Times are never late:
 ``start``/``end``/``peak`` are seconds from the first frame seen, by the stream's own timestamps, and
 ``start_at``/``end_at``/``peak_at`` are those instants on this machine's clock (the stream's
-timestamps anchored on the frame of its first timeline that arrived with the least delay). One
-anchor for the whole watch: every line's ``*_at`` minus its seconds is the same.
+timestamps anchored on the frame of its first timeline that arrived with the least delay, until a
+line uses the anchor). One anchor for the whole watch: every line's ``*_at`` minus its seconds is
+the same.
 
 A stream that stops sending for ``--read-timeout`` seconds, or fails, is reopened with growing pauses
 (1 s doubling to a minute); frames a reconnect replays (an HLS playlist restarts three segments
@@ -172,11 +173,11 @@ class LiveSource:
         self._told_skipped = -math.inf
         self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
         self._thread: threading.Thread | None = None
-        # time.time() - t of the first timeline's least delayed frame: t -> wall clock. Only the first
-        # timeline's times are the stream's own; a later one is placed by the arrival of its first frame,
-        # late by the backlog a reconnection replays, and must not move what earlier lines said.
+        # time.time() - t of the least delayed frame: t -> wall clock. Learnt until a line uses it, or
+        # until a new timeline starts: only the first timeline's times are the stream's own; a later one
+        # is placed by the arrival of its first frame, late by the backlog a reconnection replays.
         self._epoch: float | None = None
-        self._timelines = 0
+        self._learning_epoch = True
         self._first_arrival: float | None = None  # time.monotonic() at the first frame
         self._last_t = -math.inf
         # (stream seconds, session seconds) the timeline counts from, and the last frame's stream
@@ -189,8 +190,10 @@ class LiveSource:
 
     def wall_clock(self, t: float) -> dt.datetime:
         """When the instant ``t`` (seconds from the first frame) was, on this machine's clock."""
-        epoch = time.time() if self._epoch is None else self._epoch
-        return dt.datetime.fromtimestamp(epoch + t).astimezone()
+        if self._epoch is None:
+            return dt.datetime.fromtimestamp(time.time() + t).astimezone()
+        self._learning_epoch = False
+        return dt.datetime.fromtimestamp(self._epoch + t).astimezone()
 
     def samples(self) -> Iterator[Sample]:
         """The samples, until the stream ends or ``stop`` is set."""
@@ -308,8 +311,9 @@ class LiveSource:
                     seconds = float(frame.time)
                     previous, self._previous = self._previous, seconds
                     if previous is None or not -0.5 < seconds - previous <= TIMELINE_JUMP:
+                        if self._epoch is not None:
+                            self._learning_epoch = False  # a later timeline: placed by arrival, not its own times
                         self._origin = (seconds, self._start_of_timeline())
-                        self._timelines += 1
                     t = self._origin[1] + seconds - self._origin[0]
                     if t + 1e-6 < next_time:
                         continue
@@ -332,7 +336,7 @@ class LiveSource:
         w, h = analysis_size(frame.width, frame.height)
         gray = self._gray.reformat(frame, width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
         now = time.time()
-        if self._timelines == 1:
+        if self._learning_epoch:
             self._epoch = now - t if self._epoch is None else min(self._epoch, now - t)
         self._last_t = t
         self.frames += 1
