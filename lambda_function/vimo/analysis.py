@@ -229,13 +229,14 @@ def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, opti
 
     Each sample checked is compared with the one checked before it, more sensitively than the
     request asks (a miss costs more than a decode). Where two differ and the sizes did not rise
-    between them (from the keyframe the first was decoded from: a stretch's last sample may still
-    show the motion the sizes flagged), the sizes are not trusted from the first of the two on: the
-    rest is decoded in full.
+    between them, the sizes are not trusted from the first of the two on: the rest is decoded in
+    full.
     Someone who arrives with a keyframe costs the frames after it nothing, so a stretch whose first
     keyframe already differs from the sample checked before it is decoded from that sample instead
     (its first sample must be still, to time the event's start). A stretch's last sample is checked
-    against what comes next: a change after it ends must show in the sizes too.
+    against what comes next, but the sizes count from its last keyframe: where they flagged motion
+    after that keyframe, a change between the stretch's end and the next keyframe passes the check
+    (it is found at that keyframe, timed between the two).
     """
     step = options.step
     checked: collections.deque = collections.deque()
@@ -275,7 +276,7 @@ def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, opti
             yield held
             held = None
         # A stretch: decoded in full from its keyframe, which comes first.
-        stretch = clip.samples(step, a, b, keyframe=True)
+        stretch = clip.samples(step, a, b, keyframe=keyframe)
         first = next(stretch, None)
         position = b
         if first is None:
@@ -295,8 +296,8 @@ def _sweep(clip: Clip, stretches: list[tuple[float, float]], sizes: Screen, opti
             differs(given)  # its own verdict is the stretch's; what follows is compared with it
         yield given
         previous, position = given, max(b, given.time + 1e-3)
-    if held is not None:
-        yield held
+    if held is not None and held.time >= start - 1e-6:  # one keyframe in all, and none after ``start``:
+        yield held  # nothing, so that the span is decoded instead
 
 
 def _fed(queue: collections.deque) -> Iterator[Sample]:

@@ -323,43 +323,33 @@ class Clip:
         self.keyframe_interval = float(np.median(gaps)) if len(gaps) else math.inf
 
     def samples(self, step: float, start: float = 0.0, end: float = math.inf,
-                keyframe: bool = False) -> Iterator[Sample]:
+                keyframe: float | None = None) -> Iterator[Sample]:
         """One decoded frame per ``step`` seconds from ``start`` to ``end`` (clip time). With
-        ``keyframe``, the keyframe the decoding starts from comes first, even before ``start``:
-        it is decoded anyway, and the screening checks it."""
+        ``keyframe``, the time of the keyframe decoding starts from (the last at or before
+        ``start``), that frame comes first, as soon as it is decoded: it is decoded anyway, and the
+        screening checks it."""
         self._seek(start)
         self._stream.codec_context.skip_frame = "NONREF"
         origin = self._origin()
         next_time = start
-        keys: set = set()  # with ``keyframe``: the keyframes sent before the first sample (their pts)
-        pending = None  # the last of them decoded: where decoding started
         for packet in itertools.chain(self._demux(), [None]):
             # Past ``end`` in decoding order, every frame shown by ``end`` has been sent to the decoder
             # (none is decoded after it is shown): drain it (None) rather than feed the frames a
             # threaded decoder would take on meanwhile.
             last = packet is None or (packet.dts is not None
                                       and float(packet.dts * self._stream.time_base) - origin > end + 1e-6)
-            if keyframe and not last and packet.is_keyframe:
-                keys.add(packet.pts)
             for frame in self._drain() if last else self._decode(packet):
                 t = self._time(frame, origin)
                 if t is not None and t > end + 1e-6:
-                    last = True
-                    break
+                    return
                 if t is None or t + 1e-6 < next_time:
-                    if keyframe and t is not None and frame.pts in keys:
-                        pending = frame
+                    if t is not None and keyframe is not None and abs(t - keyframe) < 1e-3:
+                        yield self._sample(frame, origin)
                     continue
-                if pending is not None:
-                    yield self._sample(pending, origin)
-                    pending = None
-                keyframe = False
                 yield self._sample(frame, origin)
                 next_time = next_on_grid(t, step)
             if last:
-                break
-        if pending is not None:
-            yield self._sample(pending, origin)
+                return
 
     def packets(self, start: float = 0.0, end: float = math.inf) -> list[Packet]:
         """Every packet from the keyframe at or before ``start`` to ``end``, in presentation order,

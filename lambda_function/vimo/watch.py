@@ -173,11 +173,13 @@ class LiveSource:
         self._told_skipped = -math.inf
         self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
         self._thread: threading.Thread | None = None
-        # time.time() - t of the least delayed frame: t -> wall clock. Learnt until a line uses it, or
-        # until a new timeline starts: only the first timeline's times are the stream's own; a later one
-        # is placed by the arrival of its first frame, late by the backlog a reconnection replays.
+        # time.time() - t of the least delayed frame: t -> wall clock. Learnt until a new timeline
+        # starts: only the first timeline's times are the stream's own; a later one is placed by the
+        # arrival of its first frame, late by the backlog a reconnection replays. The first line to
+        # use it fixes the ``_anchor`` every line uses (the reader thread may still lower the epoch).
         self._epoch: float | None = None
         self._learning_epoch = True
+        self._anchor: float | None = None
         self._first_arrival: float | None = None  # time.monotonic() at the first frame
         self._last_t = -math.inf
         # (stream seconds, session seconds) the timeline counts from, and the last frame's stream
@@ -190,10 +192,9 @@ class LiveSource:
 
     def wall_clock(self, t: float) -> dt.datetime:
         """When the instant ``t`` (seconds from the first frame) was, on this machine's clock."""
-        if self._epoch is None:
-            return dt.datetime.fromtimestamp(time.time() + t).astimezone()
-        self._learning_epoch = False
-        return dt.datetime.fromtimestamp(self._epoch + t).astimezone()
+        if self._anchor is None:
+            self._anchor = self._epoch
+        return dt.datetime.fromtimestamp((time.time() if self._anchor is None else self._anchor) + t).astimezone()
 
     def samples(self) -> Iterator[Sample]:
         """The samples, until the stream ends or ``stop`` is set."""
