@@ -167,20 +167,41 @@ def test_a_restart_picks_up_queued_and_interrupted_jobs(square_clip, tmp_path, m
     assert store.list(jobs.QUEUED) == [] and store.list(jobs.RUNNING) == []
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, by /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_job_stopped_with_its_server_runs_again_at_the_next_start(big_clip, segmented, tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("VIMO_ALLOW_LOOPBACK_URLS", "1")
     with serving_files(big_clip.parent) as files:
-        with serving(gateway.Gateway(("127.0.0.1", 0), workers=1)) as api:
+        server = gateway.Gateway(("127.0.0.1", 0), workers=1)
+        with serving(server) as api:
             answer = requests.post(f"{api}/jobs", json={"movie_url": f"{files}/{big_clip.name}"}, timeout=10)
             assert answer.status_code == 202
             job_id = answer.json()["id"]
             deadline = time.monotonic() + 60
-            while jobs.load(job_id, None, jobs.FileStore(tmp_path)).status != "running":
+            while jobs.load(job_id, None, jobs.FileStore(tmp_path)).status != "running" \
+                    or not (segments := [pid for _, job in list(server.jobs.running.values()) for pid in children(job.pid)]):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-        # The server stopped in the middle of the job: the record still says running.
+            # ``segments``: the processes its segments run on
+        # The server stopped in the middle of the job: the record still says running, and nothing of
+        # the job is left running (its segments' processes would wait for work forever).
         assert jobs.load(job_id, None, jobs.FileStore(tmp_path)).status == "running"
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in segments) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in segments if Path(f"/proc/{pid}").exists()], segments
         with serving(gateway.Gateway(("127.0.0.1", 0), workers=1)) as api:
             job = wait_for(f"{api}/jobs/{job_id}")
     assert job["status"] == "done" and len(job["result"]["events"]) == 2

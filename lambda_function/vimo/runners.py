@@ -42,6 +42,7 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -496,7 +497,10 @@ class LocalJobs:
         if self._thread is not None:
             self._thread.join(10)
         for _, process in self.running.values():
-            process.terminate()
+            try:  # the job's process group: its segments' processes too, which would outlive it
+                os.killpg(process.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):  # not yet its own group: nothing started
+                process.terminate()
         for _, process in self.running.values():
             process.join(10)
         self.running.clear()
@@ -506,7 +510,10 @@ class LocalJobs:
 
 
 def _run(marker: str) -> None:
-    """A job's process: the job, then its running marker gone (the job is no longer the queue's)."""
+    """A job's process: the job, then its running marker gone (the job is no longer the queue's).
+    It leads a process group of its own, with the processes its segments run on, so that stopping
+    it (``LocalJobs.close``) stops them too instead of leaving them waiting for work forever."""
+    os.setpgrp()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = Settings.from_env()
     job = jobs.run(_id(marker), settings)
