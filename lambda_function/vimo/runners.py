@@ -325,7 +325,7 @@ def run_segment(event: dict, context) -> dict:
     except ApiError as error:
         return error_to_dict(error)
     except Exception as exc:  # a bug: logged by Lambda, answered as the parent's 502
-        return {"error": {"status": 502, "code": "segment_failed", "message": f"{type(exc).__name__}: {exc}"}}
+        return error_to_dict(ApiError(502, "segment_failed", f"{type(exc).__name__}: {exc}"))
 
 
 # -- one job's analysis ---------------------------------------------------------------------------------
